@@ -1,0 +1,195 @@
+//! The message queue port (SQS in the cloud, a SQLite table locally).
+
+use std::fmt;
+
+use jiff::SignedDuration;
+
+use super::BoxError;
+
+/// SQS accepts at most 10 messages per batch call.
+pub const MAX_BATCH_MESSAGES: usize = 10;
+/// SQS accepts at most 256 KiB per message and per batch (sum of bodies).
+pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// Hark's queues and their dead-letter queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QueueName {
+    Poll,
+    Mentions,
+    Publish,
+    Events,
+    PollDlq,
+    MentionsDlq,
+    PublishDlq,
+    EventsDlq,
+}
+
+impl QueueName {
+    pub const MAIN: [QueueName; 4] = [
+        QueueName::Poll,
+        QueueName::Mentions,
+        QueueName::Publish,
+        QueueName::Events,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueName::Poll => "poll",
+            QueueName::Mentions => "mentions",
+            QueueName::Publish => "publish",
+            QueueName::Events => "events",
+            QueueName::PollDlq => "poll-dlq",
+            QueueName::MentionsDlq => "mentions-dlq",
+            QueueName::PublishDlq => "publish-dlq",
+            QueueName::EventsDlq => "events-dlq",
+        }
+    }
+
+    /// The dead-letter queue of a main queue (`None` for a DLQ itself).
+    pub fn dead_letter(self) -> Option<QueueName> {
+        match self {
+            QueueName::Poll => Some(QueueName::PollDlq),
+            QueueName::Mentions => Some(QueueName::MentionsDlq),
+            QueueName::Publish => Some(QueueName::PublishDlq),
+            QueueName::Events => Some(QueueName::EventsDlq),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A message taken from a queue; invisible to others until its visibility timeout ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    pub message_id: String,
+    /// Handle for delete / change visibility of this receipt.
+    pub receipt: String,
+    pub body: String,
+    /// How many times the message has been received, this time included.
+    pub receive_count: u32,
+}
+
+/// Failures of the queue port.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("a batch must hold at least one message")]
+    EmptyBatch,
+    #[error("a batch holds at most {MAX_BATCH_MESSAGES} messages, got {count}")]
+    TooManyMessages { count: usize },
+    #[error("a batch holds at most {MAX_BATCH_BYTES} bytes of message bodies, got {bytes}")]
+    BatchTooLarge { bytes: usize },
+    #[error("receive takes 1 to 10 messages at a time, asked for {asked}")]
+    InvalidReceiveCount { asked: usize },
+    #[error("visibility timeout must be 0 to 43200 seconds, got {seconds}")]
+    InvalidVisibility { seconds: i64 },
+    #[error("queue `{0}` is not configured")]
+    NotConfigured(QueueName),
+    #[error("the receipt handle is not valid (or the message was already deleted)")]
+    InvalidReceipt,
+    #[error("queue operation `{operation}` on `{queue}` failed")]
+    Backend {
+        operation: &'static str,
+        queue: QueueName,
+        retryable: bool,
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// Checks a batch against SQS's limits before it is sent, so both backends reject the same
+/// batches with the same error.
+pub fn check_batch(bodies: &[String]) -> Result<(), QueueError> {
+    if bodies.is_empty() {
+        return Err(QueueError::EmptyBatch);
+    }
+    if bodies.len() > MAX_BATCH_MESSAGES {
+        return Err(QueueError::TooManyMessages {
+            count: bodies.len(),
+        });
+    }
+    let bytes: usize = bodies.iter().map(String::len).sum();
+    if bytes > MAX_BATCH_BYTES {
+        return Err(QueueError::BatchTooLarge { bytes });
+    }
+    Ok(())
+}
+
+/// Checks receive arguments (same limits as SQS).
+pub fn check_receive(max: usize, visibility: SignedDuration) -> Result<(), QueueError> {
+    if !(1..=MAX_BATCH_MESSAGES).contains(&max) {
+        return Err(QueueError::InvalidReceiveCount { asked: max });
+    }
+    let seconds = visibility.as_secs();
+    if !(0..=43_200).contains(&seconds) {
+        return Err(QueueError::InvalidVisibility { seconds });
+    }
+    Ok(())
+}
+
+/// A message queue with visibility timeouts, receive counts and dead-lettering after
+/// the configured number of receives.
+#[async_trait::async_trait]
+pub trait MessageQueue: Send + Sync {
+    /// Sends up to 10 messages (≤ 256 KiB in all), all or nothing from the caller's view.
+    async fn send_batch(&self, queue: QueueName, bodies: &[String]) -> Result<(), QueueError>;
+
+    /// Takes up to `max` visible messages and hides them for `visibility`. A message whose
+    /// receive count already reached the limit goes to the DLQ instead.
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: SignedDuration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError>;
+
+    async fn delete(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError>;
+
+    /// Makes a received message visible again after `visibility` (0 = now).
+    async fn change_visibility(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        visibility: SignedDuration,
+    ) -> Result<(), QueueError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_limits_match_sqs() {
+        assert!(matches!(check_batch(&[]), Err(QueueError::EmptyBatch)));
+        let eleven = vec!["x".to_owned(); 11];
+        assert!(matches!(
+            check_batch(&eleven),
+            Err(QueueError::TooManyMessages { count: 11 })
+        ));
+        let big = vec![
+            "y".repeat(MAX_BATCH_BYTES / 2 + 1),
+            "z".repeat(MAX_BATCH_BYTES / 2),
+        ];
+        assert!(matches!(
+            check_batch(&big),
+            Err(QueueError::BatchTooLarge { .. })
+        ));
+        let exact = vec![
+            "y".repeat(MAX_BATCH_BYTES / 2),
+            "z".repeat(MAX_BATCH_BYTES / 2),
+        ];
+        assert!(check_batch(&exact).is_ok());
+    }
+
+    #[test]
+    fn receive_limits_match_sqs() {
+        assert!(check_receive(0, SignedDuration::from_secs(30)).is_err());
+        assert!(check_receive(11, SignedDuration::from_secs(30)).is_err());
+        assert!(check_receive(10, SignedDuration::from_secs(43_201)).is_err());
+        assert!(check_receive(1, SignedDuration::ZERO).is_ok());
+    }
+}
