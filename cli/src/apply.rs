@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use hark_shared::domain::{
     Campaign, Channel, Platform, ScheduledPost, Source, TriggerAction, validate_id,
 };
-use hark_shared::ports::{ConfigEntity, ConfigStore, EntityKind, StoreError, UpsertOutcome};
+use hark_shared::ports::{
+    ConfigEntity, ConfigStore, DeliveryStore, EntityKind, MessageQueue, StoreError, UpsertOutcome,
+};
+use hark_shared::publishing::{ChannelProblem, PublishingError, ScheduleReport, schedule_post};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -67,6 +70,9 @@ pub enum ApplyError {
     },
     #[error("the store failed while applying")]
     Store(#[from] StoreError),
+    /// A stored post could not be fanned out into deliveries.
+    #[error(transparent)]
+    Schedule(#[from] PublishingError),
 }
 
 fn render(problems: &[Problem]) -> String {
@@ -525,6 +531,18 @@ impl<'a> Validator<'a> {
                     "the text must not be empty".to_owned(),
                 );
             }
+            self.check_post_on_channels(i, start, end, p);
+            if let Err(hark_shared::domain::PostError::UntilBeforeStart { .. }) =
+                p.validate_schedule()
+            {
+                self.report(
+                    start,
+                    end,
+                    &["until"],
+                    format!("posts[{i}].repeat.until"),
+                    "`until` is before the post's `at`: it would never be published".to_owned(),
+                );
+            }
             if let Some(tz) = &p.time_zone
                 && jiff::tz::TimeZone::get(tz).is_err()
             {
@@ -539,6 +557,37 @@ impl<'a> Validator<'a> {
         }
         self.problems.sort_by_key(|p| (p.line, p.column));
         self.problems
+    }
+
+    /// Checks the post's text (or each channel's override) against the limits of every
+    /// channel it goes to, with the same rules the scheduler and publisher use. Unknown and
+    /// webhook channels are reported by the caller.
+    fn check_post_on_channels(&mut self, i: usize, start: u64, end: u64, post: &ScheduledPost) {
+        let channels: Vec<&Channel> = self.parsed.channels.iter().map(|c| &c.value).collect();
+        let problems = hark_shared::publishing::validate_post(post, |id| {
+            channels.iter().copied().find(|c| c.id == id)
+        });
+        for problem in problems {
+            let ChannelProblem::Text {
+                channel,
+                overridden,
+                ..
+            } = &problem
+            else {
+                continue;
+            };
+            let field = format!("posts[{i}].{}", problem.field());
+            let message = problem.to_string();
+            if *overridden {
+                // The override's own line, after the `overrides:` key.
+                let from = self
+                    .find(start, end, &["overrides"])
+                    .map_or(start, |(l, _)| l);
+                self.report(from, end, &[channel], field, message);
+            } else {
+                self.report(start, end, &["text"], field, message);
+            }
+        }
     }
 
     /// Checks ids of one section (format, duplicates) and returns the set of ids.
@@ -655,6 +704,37 @@ pub async fn apply<S: ConfigStore>(
         plan.push(step(store, p, dry_run).await?);
     }
     Ok(plan)
+}
+
+/// What `hark apply` did: the plan of the configuration entities, and the deliveries the
+/// posts were fanned out into.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub plan: Vec<PlannedChange>,
+    /// One report per post; empty on a dry run (which creates no deliveries).
+    pub scheduled: Vec<ScheduleReport>,
+}
+
+/// [`apply`], then (unless `dry_run`) every post is scheduled: validated against its
+/// channels and fanned out into the deliveries of its next occurrence. Scheduling is
+/// idempotent, so applying the same file again creates no deliveries; a post whose time or
+/// channels changed has its no longer wanted queued deliveries cancelled (announced on
+/// `queue`).
+pub async fn apply_and_schedule<S: ConfigStore + DeliveryStore>(
+    store: &S,
+    queue: &dyn MessageQueue,
+    desired: &Desired,
+    dry_run: bool,
+    now: jiff::Timestamp,
+) -> Result<Applied, ApplyError> {
+    let plan = apply(store, desired, dry_run).await?;
+    let mut scheduled = Vec::new();
+    if !dry_run {
+        for post in &desired.posts {
+            scheduled.push(schedule_post(store, queue, post, now).await?);
+        }
+    }
+    Ok(Applied { plan, scheduled })
 }
 
 async fn step<S: ConfigStore, E: ConfigEntity>(

@@ -16,7 +16,6 @@ pub enum Backend {
     },
     Aws {
         store: Arc<DynamoStore>,
-        #[allow(dead_code)] // used by `hark run` (Listening core issue)
         queue: Arc<SqsQueue>,
         table: String,
     },

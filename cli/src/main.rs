@@ -1,7 +1,10 @@
 //! `hark`: Hark's local runner and operator tool.
 
+mod analyze;
 mod apply;
 mod backend;
+mod posts;
+mod run;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -60,6 +63,42 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the pipeline here: a scheduler tick, then poll (and the later stages as they
+    /// land) until the queues are drained; without --once, repeat every --every.
+    Run {
+        /// One tick and drain, then exit.
+        #[arg(long)]
+        once: bool,
+        /// Time between ticks when running continuously.
+        #[arg(long, default_value = "1m", value_name = "DURATION")]
+        every: hark_shared::domain::Interval,
+        /// Print the final report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Language and sentiment of texts: one text per line on stdin, one JSON object per
+    /// line on stdout (the processor's own code path).
+    Analyze {
+        /// Skip detection and treat every text as this language (ISO 639-1, e.g. de).
+        #[arg(long, value_name = "CODE")]
+        lang: Option<String>,
+    },
+    /// Stored mentions, oldest first.
+    Mentions {
+        /// Only this campaign's mentions (default: every campaign and the unmatched).
+        #[arg(long, value_name = "ID")]
+        campaign: Option<String>,
+        /// Only mentions created at or after this instant (RFC 3339) or this long ago (24h, 7d).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// One JSON object per line: platform, native_id, url, author, text, created_at,
+        /// lang, sentiment {label, compound}, campaigns.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Scheduled deliveries (one per post, channel and occurrence): list them, or schedule,
+    /// cancel and retry them.
+    Posts(posts::PostsArgs),
     /// List the configured sources.
     Sources(ListArgs),
     /// List the configured campaigns.
@@ -88,15 +127,30 @@ enum CliError {
     Store(#[from] hark_shared::ports::StoreError),
     #[error("cannot write the output")]
     Output(#[from] std::io::Error),
+    #[error(transparent)]
+    Run(#[from] run::RunError),
+    #[error(transparent)]
+    Posts(#[from] posts::PostsError),
+    #[error("cannot set up the HTTP client")]
+    Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Analyze(#[from] analyze::AnalyzeError),
+    #[error(
+        "--since `{0}`: expected an RFC 3339 instant (2026-12-01T09:00:00Z) or a duration (24h, 7d)"
+    )]
+    Since(String),
 }
 
 impl CliError {
     /// 2 for invalid input (the user can fix the file), 1 for everything else.
     fn exit_code(&self) -> ExitCode {
         match self {
+            CliError::Posts(e) if e.is_invalid_input() => ExitCode::from(2),
             CliError::Apply(apply::ApplyError::Invalid { .. })
             | CliError::Config(_)
-            | CliError::Backend(backend::BackendError::Config(_)) => ExitCode::from(2),
+            | CliError::Backend(backend::BackendError::Config(_))
+            | CliError::Since(_)
+            | CliError::Analyze(analyze::AnalyzeError::Lang(_)) => ExitCode::from(2),
             _ => ExitCode::from(1),
         }
     }
@@ -175,19 +229,180 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let desired = apply::load(file)?;
             let backend = Backend::open(&config).await?;
-            let plan = match &backend {
+            let now = jiff::Timestamp::now();
+            let applied = match &backend {
                 Backend::Embedded { store, .. } => {
-                    apply::apply(&**store, &desired, *dry_run).await?
+                    apply::apply_and_schedule(&**store, &**store, &desired, *dry_run, now).await?
                 }
-                Backend::Aws { store, .. } => apply::apply(&**store, &desired, *dry_run).await?,
+                Backend::Aws { store, queue, .. } => {
+                    apply::apply_and_schedule(&**store, &**queue, &desired, *dry_run, now).await?
+                }
             };
-            print_plan(&plan, *dry_run, *json, &backend)?;
+            print_plan(&applied.plan, *dry_run, *json, &backend)?;
+            if !*json && !applied.scheduled.is_empty() {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "Scheduled posts:")?;
+                posts::print_schedule(&applied.scheduled, &mut out)?;
+            }
+            Ok(())
+        }
+        Command::Run { once, every, json } => {
+            let backend = Backend::open(&config).await?;
+            let listeners = hark_shared::platforms::listeners::PlatformListeners::new(
+                hark_shared::platforms::HttpClient::new(config.allow_private_urls)?,
+                std::sync::Arc::new(hark_shared::secrets::EnvSecretResolver),
+            );
+            let mut report = run::RunReport::default();
+            let clock = hark_shared::clock::SystemClock;
+            let publishers = hark_shared::publishing::PlatformPublishers::new(
+                hark_shared::platforms::HttpClient::new(config.allow_private_urls)?,
+                std::sync::Arc::new(hark_shared::secrets::EnvSecretResolver),
+                std::sync::Arc::new(hark_shared::clock::SystemClock),
+            );
+            let processor = hark_shared::processing::Processor::new(
+                hark_shared::analysis::Analyzer::new(
+                    hark_shared::analysis::Languages::from_codes(&config.languages)
+                        .map_err(analyze::AnalyzeError::from)?,
+                )
+                .map_err(analyze::AnalyzeError::from)?,
+            );
+            let cadence = std::time::Duration::from_secs(every.as_secs());
+            match &backend {
+                Backend::Embedded { store, .. } => {
+                    let pipeline = run::Pipeline {
+                        store: &**store,
+                        queue: &**store,
+                        listeners: &listeners,
+                        processor: &processor,
+                        clock: &clock,
+                        settings: Default::default(),
+                        publishers: &publishers,
+                        publishing: Default::default(),
+                    };
+                    if *once {
+                        pipeline.once(&mut report).await?;
+                    } else {
+                        pipeline.forever(cadence, &mut report).await?;
+                    }
+                }
+                Backend::Aws { store, queue, .. } => {
+                    let pipeline = run::Pipeline {
+                        store: &**store,
+                        queue: &**queue,
+                        listeners: &listeners,
+                        processor: &processor,
+                        clock: &clock,
+                        settings: Default::default(),
+                        publishers: &publishers,
+                        publishing: Default::default(),
+                    };
+                    if *once {
+                        pipeline.once(&mut report).await?;
+                    } else {
+                        pipeline.forever(cadence, &mut report).await?;
+                    }
+                }
+            }
+            print_run_report(&report, *json)?;
+            Ok(())
+        }
+        Command::Analyze { lang } => {
+            let stdin = std::io::stdin().lock();
+            let stdout = std::io::stdout().lock();
+            analyze::analyze(&config.languages, lang.as_deref(), stdin, stdout)?;
+            Ok(())
+        }
+        Command::Mentions {
+            campaign,
+            since,
+            json,
+        } => {
+            let now = jiff::Timestamp::now();
+            let from = match since {
+                None => jiff::Timestamp::UNIX_EPOCH,
+                Some(text) => {
+                    parse_since(text, now).ok_or_else(|| CliError::Since(text.clone()))?
+                }
+            };
+            let to = now + jiff::SignedDuration::from_hours(24 * 365);
+            let backend = Backend::open(&config).await?;
+            let mentions = match &backend {
+                Backend::Embedded { store, .. } => {
+                    hark_shared::processing::list_mentions(&**store, campaign.as_deref(), from, to)
+                        .await?
+                }
+                Backend::Aws { store, .. } => {
+                    hark_shared::processing::list_mentions(&**store, campaign.as_deref(), from, to)
+                        .await?
+                }
+            };
+            analyze::print_mentions(&mentions, *json, std::io::stdout().lock())?;
+            Ok(())
+        }
+        Command::Posts(args) => {
+            let backend = Backend::open(&config).await?;
+            let now = jiff::Timestamp::now();
+            match &backend {
+                Backend::Embedded { store, .. } => {
+                    posts::run(&**store, &**store, args, now).await?
+                }
+                Backend::Aws { store, queue, .. } => {
+                    posts::run(&**store, &**queue, args, now).await?
+                }
+            }
             Ok(())
         }
         Command::Sources(args) => list::<Source>(&config, args).await,
         Command::Campaigns(args) => list::<Campaign>(&config, args).await,
         Command::Channels(args) => list::<Channel>(&config, args).await,
     }
+}
+
+/// `--since`: an instant, or a duration back from now.
+fn parse_since(text: &str, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    if let Ok(t) = text.parse::<jiff::Timestamp>() {
+        return Some(t);
+    }
+    let back: hark_shared::domain::Interval = text.parse().ok()?;
+    now.checked_sub(back.as_duration()).ok()
+}
+
+fn print_run_report(report: &run::RunReport, json: bool) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(report).unwrap_or_default())?;
+    } else {
+        writeln!(
+            out,
+            "{} tick(s): {} source(s) scheduled, {} poll(s) ok, {} failed, {} mention(s) found, {} stored ({} matched a campaign, {} duplicates dropped){}",
+            report.ticks,
+            report.sources_scheduled,
+            report.polls_ok,
+            report.polls_failed,
+            report.mentions_queued,
+            report.mentions_stored,
+            report.mentions_matched,
+            report.duplicates,
+            if report.messages_failed > 0 {
+                format!(
+                    ", {} message(s) left on their queue to retry",
+                    report.messages_failed
+                )
+            } else {
+                String::new()
+            }
+        )?;
+        writeln!(
+            out,
+            "publishing: {} delivery job(s) dispatched, {} post(s) published, {} failed, {} to retry later, {} with an unknown outcome",
+            report.deliveries_dispatched,
+            report.posts_published,
+            report.posts_failed,
+            report.posts_retrying,
+            report.posts_unknown
+        )?;
+    }
+    Ok(())
 }
 
 fn print_plan(

@@ -14,6 +14,7 @@ pub const ENV_EVENTS_QUEUE_URL: &str = "HARK_EVENTS_QUEUE_URL";
 pub const ENV_ALLOW_PRIVATE_URLS: &str = "HARK_ALLOW_PRIVATE_URLS";
 pub const ENV_RETENTION_DAYS: &str = "HARK_RETENTION_DAYS";
 pub const ENV_MAX_RECEIVE_COUNT: &str = "HARK_MAX_RECEIVE_COUNT";
+pub const ENV_LANGUAGES: &str = "HARK_LANGUAGES";
 
 /// Which storage and queue implementation to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +88,8 @@ pub struct Config {
     pub retention_days: u32,
     /// Receives before a message goes to its DLQ (embedded backend; SAM sets it for SQS).
     pub max_receive_count: u32,
+    /// ISO 639-1 codes language detection may answer with (`HARK_LANGUAGES=en,de`).
+    pub languages: Vec<String>,
 }
 
 impl Config {
@@ -148,6 +151,24 @@ impl Config {
                 1,
                 1000,
             )?,
+            languages: match get(ENV_LANGUAGES) {
+                None => vec!["en".to_owned(), "de".to_owned()],
+                Some(v) => {
+                    let codes: Vec<String> = v
+                        .split(',')
+                        .map(|c| c.trim().to_lowercase())
+                        .filter(|c| !c.is_empty())
+                        .collect();
+                    if codes.is_empty() || codes.iter().any(|c| c.len() != 2) {
+                        return Err(ConfigError::Invalid {
+                            var: ENV_LANGUAGES,
+                            value: v,
+                            expected: "comma-separated ISO 639-1 codes like en,de",
+                        });
+                    }
+                    codes
+                }
+            },
         })
     }
 
@@ -191,6 +212,7 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from(".hark"));
         assert!(!c.allow_private_urls);
         assert_eq!(c.retention_days, 90);
+        assert_eq!(c.languages, ["en", "de"]);
         assert_eq!(
             c.require_table().unwrap_err().to_string(),
             "HARK_TABLE is not set"
@@ -231,6 +253,8 @@ mod tests {
         );
         let e = config(&[("HARK_ALLOW_PRIVATE_URLS", "yes")]).unwrap_err();
         assert!(e.to_string().starts_with("HARK_ALLOW_PRIVATE_URLS=`yes`"));
+        let e = config(&[("HARK_LANGUAGES", "en,deutsch")]).unwrap_err();
+        assert!(e.to_string().starts_with("HARK_LANGUAGES=`en,deutsch`"));
         let e = config(&[("HARK_RETENTION_DAYS", "0")]).unwrap_err();
         assert!(e.to_string().starts_with("HARK_RETENTION_DAYS=`0`"));
     }

@@ -3,6 +3,9 @@
 //! The AWS backend talks over the real wire to the moto server that `scripts/test` starts.
 //! Without `AWS_ENDPOINT_URL` the AWS tests fail loudly instead of skipping.
 
+pub mod fakes;
+pub mod publishing;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -24,6 +24,33 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 pub use dynamo::DynamoStore;
 pub use sqs::{FailedEntry, SendBatchFailed, SqsQueue};
 
+/// The AWS side of a function, built once at init from [`Config`](crate::config::Config):
+/// the store on `HARK_TABLE` and the queues whose `HARK_*_QUEUE_URL` are set.
+#[derive(Debug, Clone)]
+pub struct AwsBackend {
+    pub store: DynamoStore,
+    pub queue: SqsQueue,
+}
+
+impl AwsBackend {
+    /// Fails (at init, not on the first event) when `HARK_TABLE` is missing. The SDK
+    /// clients are created here once and reuse their connections across invocations.
+    pub async fn from_config(
+        config: &crate::config::Config,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let table = config.require_table()?.to_owned();
+        let sdk = load_sdk_config().await;
+        Ok(AwsBackend {
+            store: DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                table,
+                config.retention_days,
+            ),
+            queue: SqsQueue::from_config(aws_sdk_sqs::Client::new(&sdk), &config.queues),
+        })
+    }
+}
+
 /// Loads the SDK configuration from the environment (credentials chain, `AWS_REGION`,
 /// `AWS_ENDPOINT_URL`). Call once per process and share the result.
 pub async fn load_sdk_config() -> aws_config::SdkConfig {

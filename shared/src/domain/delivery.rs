@@ -2,11 +2,29 @@
 //! publishing exactly-once where the platform allows it.
 //!
 //! ```text
-//! QUEUED → CLAIMED(lease) → SENT → PUBLISHED(platform id, url)
-//!                       ↘        ↘ FAILED(reason) | UNKNOWN(reason)
+//! QUEUED ─dispatch→ QUEUED(job n) ─claim→ CLAIMED(lease) ─→ SENT ─→ PUBLISHED(platform id, url)
+//!    ↑                                 │                     ├─→ FAILED(reason)
+//!    └──────── requeue (backoff) ──────┴─────────────────────┴─→ UNKNOWN(reason)
+//! QUEUED | CLAIMED | UNKNOWN ─cancel→ CANCELLED      FAILED ─reopen (operator)→ QUEUED
 //! ```
-//! `PUBLISHED` and `FAILED` are terminal. `UNKNOWN` (the request may have reached a
-//! platform without an idempotency guard) is settled by the reconciler.
+//! `PUBLISHED`, `FAILED` and `CANCELLED` are terminal (`FAILED` can be reopened by an
+//! operator). `UNKNOWN` (the request may have reached a platform without an idempotency
+//! guard) is settled by the reconciler.
+//!
+//! Every change is written with the store's conditional `update_delivery`, so of two
+//! workers acting on the same version exactly one succeeds. Three more rules make the
+//! machine safe under at-least-once queues and crashes:
+//! - **Dispatch numbers**: the scheduler numbers each publish job; a QUEUED delivery is
+//!   claimed only by the job it was last dispatched with ([`Delivery::accepts_job`]), so a
+//!   duplicate of an old job cannot skip a retry's backoff.
+//! - **Leases**: a CLAIMED delivery whose lease ran out may be taken over, and a SENT one
+//!   whose lease (counted from `sent_at`) ran out may be recovered ([`Delivery::recover_sent`]):
+//!   its worker is gone. Whether a recovered create may be sent again is the platform's
+//!   idempotency guard's call, never this module's.
+//! - **Announcements**: entering PUBLISHED, FAILED, CANCELLED or UNKNOWN sets
+//!   `event_pending`; the event (id [`Delivery::event_id`]) goes out after that write and
+//!   the flag is cleared after the event is on the queue, so a crash in between re-sends the
+//!   same event id instead of losing it.
 
 use std::fmt;
 
@@ -23,6 +41,7 @@ pub enum DeliveryStatus {
     Published,
     Failed,
     Unknown,
+    Cancelled,
 }
 
 impl DeliveryStatus {
@@ -34,11 +53,16 @@ impl DeliveryStatus {
             DeliveryStatus::Published => "PUBLISHED",
             DeliveryStatus::Failed => "FAILED",
             DeliveryStatus::Unknown => "UNKNOWN",
+            DeliveryStatus::Cancelled => "CANCELLED",
         }
     }
 
+    /// PUBLISHED, FAILED or CANCELLED: nothing more happens without an operator.
     pub fn is_terminal(self) -> bool {
-        matches!(self, DeliveryStatus::Published | DeliveryStatus::Failed)
+        matches!(
+            self,
+            DeliveryStatus::Published | DeliveryStatus::Failed | DeliveryStatus::Cancelled
+        )
     }
 }
 
@@ -78,6 +102,10 @@ pub enum DeliveryState {
     Unknown {
         reason: String,
     },
+    /// An operator (or a change of the post) withdrew it before it was sent.
+    Cancelled {
+        reason: String,
+    },
 }
 
 impl DeliveryState {
@@ -89,6 +117,17 @@ impl DeliveryState {
             DeliveryState::Published { .. } => DeliveryStatus::Published,
             DeliveryState::Failed { .. } => DeliveryStatus::Failed,
             DeliveryState::Unknown { .. } => DeliveryStatus::Unknown,
+            DeliveryState::Cancelled { .. } => DeliveryStatus::Cancelled,
+        }
+    }
+
+    /// The reason of a FAILED, UNKNOWN or CANCELLED state.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            DeliveryState::Failed { reason, .. }
+            | DeliveryState::Unknown { reason }
+            | DeliveryState::Cancelled { reason } => Some(reason),
+            _ => None,
         }
     }
 }
@@ -110,7 +149,13 @@ pub struct Delivery {
     pub id: String,
     pub post_id: String,
     pub channel_id: String,
-    /// When it should be published (or retried).
+    /// Which occurrence of the post this is (0 for a one-off post).
+    #[serde(default)]
+    pub occurrence: u32,
+    /// When the occurrence was scheduled; never moves (unlike `due_at`).
+    pub scheduled_for: Timestamp,
+    /// When it should be published, retried, or (while dispatched) dispatched again because
+    /// its job never arrived.
     pub due_at: Timestamp,
     #[serde(flatten)]
     pub state: DeliveryState,
@@ -124,21 +169,52 @@ pub struct Delivery {
     /// Optimistic-locking version: 0 before the first write, incremented by the store.
     #[serde(default)]
     pub version: u64,
+    /// Number of the last publish job the scheduler sent for it (0 = none yet).
+    #[serde(default)]
+    pub dispatch: u32,
+    /// Whether that job is live: set by [`Delivery::dispatch`], cleared when the delivery
+    /// is requeued or reopened (so the old job is stale).
+    #[serde(default)]
+    pub dispatched: bool,
+    /// When a create request first went out. Some platforms forget idempotency keys (Mastodon
+    /// after an hour), so a later re-send is only safe within a window counted from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_sent_at: Option<Timestamp>,
+    /// The event announcing the current state is not on the events queue yet.
+    #[serde(default)]
+    pub event_pending: bool,
 }
 
 impl Delivery {
-    /// A new delivery waiting for `due_at`.
+    /// A new delivery of a one-off post waiting for `due_at`.
     pub fn new(post_id: &str, channel_id: &str, due_at: Timestamp, now: Timestamp) -> Self {
+        Self::for_occurrence(post_id, channel_id, 0, due_at, now)
+    }
+
+    /// A new delivery of occurrence `occurrence` (at `at`) of a post on a channel.
+    pub fn for_occurrence(
+        post_id: &str,
+        channel_id: &str,
+        occurrence: u32,
+        at: Timestamp,
+        now: Timestamp,
+    ) -> Self {
         Delivery {
-            id: Self::id_for(post_id, channel_id, due_at),
+            id: Self::id_for(post_id, channel_id, at),
             post_id: post_id.to_owned(),
             channel_id: channel_id.to_owned(),
-            due_at,
+            occurrence,
+            scheduled_for: at,
+            due_at: at,
             state: DeliveryState::Queued,
             attempts: 0,
             last_error: None,
             updated_at: now,
             version: 0,
+            dispatch: 0,
+            dispatched: false,
+            first_sent_at: None,
+            event_pending: false,
         }
     }
 
@@ -184,12 +260,79 @@ impl Delivery {
         Ok(())
     }
 
+    /// QUEUED → QUEUED with a new publish job: returns the job's number. `due_at` moves to
+    /// `now + lease`, so the delivery is dispatched again only if the job never got claimed.
+    pub fn dispatch(
+        &mut self,
+        lease: SignedDuration,
+        now: Timestamp,
+    ) -> Result<u32, TransitionError> {
+        if !matches!(self.state, DeliveryState::Queued) {
+            return Err(self.refuse(
+                DeliveryStatus::Queued,
+                Some("only a queued delivery is dispatched"),
+            ));
+        }
+        self.dispatch += 1;
+        self.dispatched = true;
+        self.due_at = now + lease;
+        self.updated_at = now;
+        Ok(self.dispatch)
+    }
+
+    /// Undoes a dispatch whose job could not be sent: the delivery is due again at `now`
+    /// and the job number is retired.
+    pub fn release_dispatch(&mut self, now: Timestamp) -> Result<(), TransitionError> {
+        if !matches!(self.state, DeliveryState::Queued) || !self.dispatched {
+            return Err(self.refuse(DeliveryStatus::Queued, Some("it is not waiting for a job")));
+        }
+        self.dispatched = false;
+        self.due_at = now;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// Whether publish job `dispatch` may claim this QUEUED delivery: only the live job
+    /// does (an older one, or one sent before a requeue, is stale).
+    pub fn accepts_job(&self, dispatch: u32) -> bool {
+        matches!(self.state, DeliveryState::Queued) && self.dispatched && self.dispatch == dispatch
+    }
+
+    /// SENT whose worker is gone (`sent_at + lease` has passed) → CLAIMED by `owner`, so the
+    /// create can be sent again **if** the platform's idempotency guard allows it (the
+    /// caller's decision). Counts as an attempt.
+    pub fn recover_sent(
+        &mut self,
+        owner: &str,
+        lease: SignedDuration,
+        now: Timestamp,
+    ) -> Result<(), TransitionError> {
+        match &self.state {
+            DeliveryState::Sent { sent_at } if *sent_at + lease <= now => {}
+            DeliveryState::Sent { .. } => {
+                return Err(self.refuse(
+                    DeliveryStatus::Claimed,
+                    Some("the create request may still be in progress"),
+                ));
+            }
+            _ => return Err(self.refuse(DeliveryStatus::Claimed, None)),
+        }
+        self.state = DeliveryState::Claimed {
+            lease_owner: owner.to_owned(),
+            lease_until: now + lease,
+        };
+        self.attempts += 1;
+        self.updated_at = now;
+        Ok(())
+    }
+
     /// CLAIMED → SENT, recorded just before the create request goes out.
     pub fn mark_sent(&mut self, now: Timestamp) -> Result<(), TransitionError> {
         if !matches!(self.state, DeliveryState::Claimed { .. }) {
             return Err(self.refuse(DeliveryStatus::Sent, None));
         }
         self.state = DeliveryState::Sent { sent_at: now };
+        self.first_sent_at.get_or_insert(now);
         self.updated_at = now;
         Ok(())
     }
@@ -212,6 +355,7 @@ impl Delivery {
             url: url.map(str::to_owned),
             published_at: now,
         };
+        self.event_pending = true;
         self.updated_at = now;
         Ok(())
     }
@@ -235,20 +379,98 @@ impl Delivery {
             reason: reason.to_owned(),
             needs_reauth,
         };
+        self.event_pending = true;
         self.updated_at = now;
         Ok(())
     }
 
-    /// SENT → UNKNOWN: the outcome of the create request cannot be known from here.
+    /// SENT → UNKNOWN: the outcome of the create request cannot be known from here. Also
+    /// CLAIMED → UNKNOWN when an earlier attempt sent a create whose outcome is still open
+    /// and it may not be repeated (the platform forgot the idempotency key).
     pub fn mark_unknown(&mut self, reason: &str, now: Timestamp) -> Result<(), TransitionError> {
-        if !matches!(self.state, DeliveryState::Sent { .. }) {
+        let allowed = match self.state {
+            DeliveryState::Sent { .. } => true,
+            DeliveryState::Claimed { .. } => self.first_sent_at.is_some(),
+            _ => false,
+        };
+        if !allowed {
             return Err(self.refuse(DeliveryStatus::Unknown, None));
         }
         self.state = DeliveryState::Unknown {
             reason: reason.to_owned(),
         };
+        self.event_pending = true;
         self.updated_at = now;
         Ok(())
+    }
+
+    /// QUEUED, CLAIMED or UNKNOWN → CANCELLED (terminal). A SENT delivery cannot be
+    /// cancelled: its create request may be on its way.
+    pub fn cancel(&mut self, reason: &str, now: Timestamp) -> Result<(), TransitionError> {
+        match self.state {
+            DeliveryState::Queued
+            | DeliveryState::Claimed { .. }
+            | DeliveryState::Unknown { .. } => {}
+            DeliveryState::Sent { .. } => {
+                return Err(self.refuse(
+                    DeliveryStatus::Cancelled,
+                    Some("its create request may already have reached the platform"),
+                ));
+            }
+            _ => return Err(self.refuse(DeliveryStatus::Cancelled, None)),
+        }
+        self.state = DeliveryState::Cancelled {
+            reason: reason.to_owned(),
+        };
+        self.dispatched = false;
+        self.event_pending = true;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// FAILED → QUEUED, due now (an operator fixed the cause). Refused while the FAILED
+    /// event has not gone out, so no terminal state goes unannounced.
+    pub fn reopen(&mut self, now: Timestamp) -> Result<(), TransitionError> {
+        let DeliveryState::Failed { reason, .. } = &self.state else {
+            return Err(self.refuse(
+                DeliveryStatus::Queued,
+                Some("only a failed delivery can be retried"),
+            ));
+        };
+        if self.event_pending {
+            return Err(self.refuse(
+                DeliveryStatus::Queued,
+                Some("its failure has not been announced yet"),
+            ));
+        }
+        self.last_error = Some(reason.clone());
+        self.state = DeliveryState::Queued;
+        self.due_at = now;
+        self.dispatched = false;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// The id of the event announcing the current state: `<delivery>:<STATUS>:<attempts>`.
+    /// Deterministic, so a re-sent announcement carries the same id; distinct for every
+    /// state a delivery can be announced in (an operator's retry adds an attempt before the
+    /// next announced state). `None` for states that are not announced.
+    pub fn event_id(&self) -> Option<String> {
+        match self.status() {
+            DeliveryStatus::Published
+            | DeliveryStatus::Failed
+            | DeliveryStatus::Unknown
+            | DeliveryStatus::Cancelled => {
+                Some(format!("{}:{}:{}", self.id, self.status(), self.attempts))
+            }
+            _ => None,
+        }
+    }
+
+    /// The announcement of the current state is on the events queue.
+    pub fn event_emitted(&mut self, now: Timestamp) {
+        self.event_pending = false;
+        self.updated_at = now;
     }
 
     /// CLAIMED, SENT (rejected before acceptance) or UNKNOWN (reconciled as not published)
@@ -269,6 +491,7 @@ impl Delivery {
         }
         self.state = DeliveryState::Queued;
         self.due_at = retry_at;
+        self.dispatched = false;
         self.last_error = Some(reason.to_owned());
         self.updated_at = now;
         Ok(())
@@ -346,6 +569,132 @@ mod tests {
         d.requeue(t(10), "not found on the account", t(3)).unwrap();
         assert_eq!(d.status(), DeliveryStatus::Queued);
         assert_eq!(d.due_at, t(10));
+    }
+
+    fn lease() -> SignedDuration {
+        SignedDuration::from_secs(60)
+    }
+
+    #[test]
+    fn given_a_dispatched_delivery_then_only_its_live_job_may_claim_it() {
+        let mut d = queued();
+        assert!(!d.accepts_job(0), "never dispatched: no job is live");
+        let first = d.dispatch(SignedDuration::from_mins(10), t(0)).unwrap();
+        assert_eq!((first, d.due_at), (1, t(600)));
+        assert!(d.accepts_job(1));
+        let second = d.dispatch(SignedDuration::from_mins(10), t(600)).unwrap();
+        assert_eq!(second, 2);
+        assert!(!d.accepts_job(1), "the first job went stale");
+        d.claim("w", lease(), t(601)).unwrap();
+        d.requeue(t(700), "HTTP 429", t(602)).unwrap();
+        assert!(
+            !d.accepts_job(2),
+            "a requeued delivery waits for a new dispatch"
+        );
+        assert_eq!(d.due_at, t(700));
+        assert!(d.dispatch(lease(), t(700)).is_ok());
+        assert!(d.accepts_job(3));
+    }
+
+    #[test]
+    fn given_a_claimed_delivery_when_dispatched_then_refused() {
+        let mut d = queued();
+        d.claim("w", lease(), t(0)).unwrap();
+        let err = d.dispatch(lease(), t(1)).unwrap_err();
+        assert_eq!(
+            (err.from, err.to),
+            (DeliveryStatus::Claimed, DeliveryStatus::Queued)
+        );
+    }
+
+    #[test]
+    fn given_a_sent_delivery_when_its_lease_ran_out_then_it_can_be_recovered_and_resent() {
+        let mut d = queued();
+        d.claim("a", lease(), t(0)).unwrap();
+        d.mark_sent(t(1)).unwrap();
+        let err = d.recover_sent("b", lease(), t(30)).unwrap_err();
+        assert_eq!(
+            err.detail,
+            Some("the create request may still be in progress")
+        );
+        d.recover_sent("b", lease(), t(61)).unwrap();
+        assert_eq!(d.status(), DeliveryStatus::Claimed);
+        assert_eq!(d.attempts, 2);
+        d.mark_sent(t(62)).unwrap();
+        assert_eq!(d.first_sent_at, Some(t(1)), "the first send is remembered");
+    }
+
+    #[test]
+    fn given_a_claim_after_an_earlier_send_then_it_may_be_declared_unknown_but_a_fresh_claim_may_not()
+     {
+        let mut fresh = queued();
+        fresh.claim("a", lease(), t(0)).unwrap();
+        assert!(
+            fresh.mark_unknown("x", t(1)).is_err(),
+            "nothing was ever sent"
+        );
+        let mut d = queued();
+        d.claim("a", lease(), t(0)).unwrap();
+        d.mark_sent(t(1)).unwrap();
+        d.requeue(t(20), "HTTP 503", t(2)).unwrap();
+        d.dispatch(lease(), t(20)).unwrap();
+        d.claim("b", lease(), t(21)).unwrap();
+        d.mark_unknown("idempotency key expired", t(22)).unwrap();
+        assert_eq!(d.status(), DeliveryStatus::Unknown);
+        assert!(d.event_pending);
+    }
+
+    #[test]
+    fn given_announced_states_then_event_ids_are_deterministic_and_distinct() {
+        let mut d = queued();
+        assert_eq!(d.event_id(), None);
+        d.claim("a", lease(), t(0)).unwrap();
+        d.mark_failed("HTTP 422", false, t(1)).unwrap();
+        assert!(d.event_pending);
+        let failed = d.event_id().unwrap();
+        assert_eq!(failed, format!("{}:FAILED:1", d.id));
+        assert_eq!(d.event_id().unwrap(), failed, "same state, same id");
+        let err = d.reopen(t(2)).unwrap_err();
+        assert_eq!(err.detail, Some("its failure has not been announced yet"));
+        d.event_emitted(t(2));
+        d.reopen(t(3)).unwrap();
+        assert_eq!((d.status(), d.due_at), (DeliveryStatus::Queued, t(3)));
+        assert_eq!(d.last_error.as_deref(), Some("HTTP 422"));
+        d.dispatch(lease(), t(3)).unwrap();
+        d.claim("b", lease(), t(4)).unwrap();
+        d.mark_sent(t(5)).unwrap();
+        d.mark_published("1", None, t(6)).unwrap();
+        let published = d.event_id().unwrap();
+        assert_eq!(published, format!("{}:PUBLISHED:2", d.id));
+        assert_ne!(published, failed);
+    }
+
+    #[test]
+    fn given_each_state_when_cancelled_then_only_unsent_ones_are() {
+        let mut d = queued();
+        d.dispatch(lease(), t(0)).unwrap();
+        d.cancel("cancelled by operator", t(1)).unwrap();
+        assert_eq!(d.status(), DeliveryStatus::Cancelled);
+        assert!(d.status().is_terminal() && d.event_pending && !d.accepts_job(1));
+        assert_eq!(d.state.reason(), Some("cancelled by operator"));
+
+        let mut sent = queued();
+        sent.claim("a", lease(), t(0)).unwrap();
+        sent.mark_sent(t(1)).unwrap();
+        let err = sent.cancel("x", t(2)).unwrap_err();
+        assert_eq!(
+            err.detail,
+            Some("its create request may already have reached the platform")
+        );
+        let mut published = sent.clone();
+        published.mark_published("1", None, t(3)).unwrap();
+        assert!(published.cancel("x", t(4)).is_err());
+        sent.mark_unknown("timeout", t(3)).unwrap();
+        sent.cancel("checked by hand: not posted", t(4)).unwrap();
+        assert!(
+            d.reopen(t(5)).is_err(),
+            "a cancelled delivery stays cancelled"
+        );
     }
 
     #[test]

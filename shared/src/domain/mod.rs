@@ -16,9 +16,12 @@ pub use delivery::{Delivery, DeliveryState, DeliveryStatus, TransitionError};
 pub use interval::{Interval, InvalidInterval};
 pub use mention::{Author, Engagement, Mention, MentionKey, Sentiment, SentimentLabel};
 pub use platform::{Platform, UnknownPlatform};
-pub use post::ScheduledPost;
+pub use post::{
+    Occurrence, PostError, Recurrence, RecurrenceEnd, RecurrenceError, RecurrenceRule,
+    ScheduledPost,
+};
 pub use secret::{InvalidSecretRef, Secret, SecretRef};
-pub use source::{Cursor, Source};
+pub use source::{Cursor, Disabled, Source, SourceHealth};
 
 /// Checks an id written by a user (sources, campaigns, channels, posts, rules):
 /// 1–64 characters of `a-z`, `0-9`, `-` and `_`, starting with a letter or digit.

@@ -54,9 +54,43 @@ pub struct Cursor {
     /// Grows with consecutive failures (backoff); reset on success.
     #[serde(default)]
     pub failure_weight: u32,
+    /// How polling this source has been going (backoff, auto-disable, silence).
+    #[serde(default)]
+    pub health: SourceHealth,
     /// 0 for a cursor that was never stored; the store increments it on every write.
     #[serde(default)]
     pub version: u64,
+}
+
+/// Polling health of one source, kept with its cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SourceHealth {
+    /// Failed polls in a row (0 after a success).
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_at: Option<Timestamp>,
+    /// When the last poll that found something ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_item_at: Option<Timestamp>,
+    /// Smoothed gap between polls that found items (seconds): what "usual" means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usual_gap_secs: Option<u64>,
+    /// Set once the silence was reported, cleared when items arrive again.
+    #[serde(default)]
+    pub silence_reported: bool,
+    /// Set when repeated permanent failures disabled polling; `hark` shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<Disabled>,
+}
+
+/// Why and when polling of a source was switched off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disabled {
+    pub at: Timestamp,
+    pub reason: String,
 }
 
 impl Cursor {
@@ -69,6 +103,7 @@ impl Cursor {
             last_modified: None,
             next_poll_at: None,
             failure_weight: 0,
+            health: SourceHealth::default(),
             version: 0,
         }
     }

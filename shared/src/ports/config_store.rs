@@ -14,14 +14,18 @@ pub enum EntityKind {
     Campaign,
     Channel,
     Post,
+    /// Operational state of a publishing channel (needs re-authentication), written by the
+    /// publisher, not by `hark apply`.
+    ChannelAuth,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 4] = [
+    pub const ALL: [EntityKind; 5] = [
         EntityKind::Source,
         EntityKind::Campaign,
         EntityKind::Channel,
         EntityKind::Post,
+        EntityKind::ChannelAuth,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -30,6 +34,7 @@ impl EntityKind {
             EntityKind::Campaign => "campaign",
             EntityKind::Channel => "channel",
             EntityKind::Post => "post",
+            EntityKind::ChannelAuth => "channel-auth",
         }
     }
 }

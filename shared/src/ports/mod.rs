@@ -14,8 +14,8 @@ use crate::domain::{Cursor, Delivery, Mention, MentionKey, Platform};
 
 pub use config_store::{ConfigEntity, ConfigStore, EntityKind, UpsertOutcome};
 pub use queue::{
-    MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MessageQueue, QueueError, QueueName, ReceivedMessage,
-    check_batch, check_receive,
+    BILLING_CHUNK_BYTES, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MessageQueue, QueueError, QueueName,
+    ReceivedMessage, check_batch, check_receive, pack_batches,
 };
 
 /// Boxed error from a backend SDK or driver, kept as the source of a [`StoreError`].

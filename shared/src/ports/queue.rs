@@ -119,6 +119,34 @@ pub fn check_batch(bodies: &[String]) -> Result<(), QueueError> {
     Ok(())
 }
 
+/// SQS bills every started 64 KiB of a payload as one request: messages up to this size
+/// cost the least per byte.
+pub const BILLING_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Groups message bodies into batches that [`check_batch`] accepts (≤ 10 messages,
+/// ≤ 256 KiB each), keeping their order. A body larger than [`MAX_BATCH_BYTES`] on its
+/// own is returned in `Err` so the caller can report it instead of losing it.
+pub fn pack_batches(bodies: Vec<String>) -> Result<Vec<Vec<String>>, QueueError> {
+    let mut batches: Vec<Vec<String>> = Vec::new();
+    let mut current: Vec<String> = Vec::new();
+    let mut bytes = 0;
+    for body in bodies {
+        if body.len() > MAX_BATCH_BYTES {
+            return Err(QueueError::BatchTooLarge { bytes: body.len() });
+        }
+        if current.len() == MAX_BATCH_MESSAGES || bytes + body.len() > MAX_BATCH_BYTES {
+            batches.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += body.len();
+        current.push(body);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    Ok(batches)
+}
+
 /// Checks receive arguments (same limits as SQS).
 pub fn check_receive(max: usize, visibility: SignedDuration) -> Result<(), QueueError> {
     if !(1..=MAX_BATCH_MESSAGES).contains(&max) {
@@ -183,6 +211,25 @@ mod tests {
             "z".repeat(MAX_BATCH_BYTES / 2),
         ];
         assert!(check_batch(&exact).is_ok());
+    }
+
+    #[test]
+    fn packing_respects_both_limits_and_keeps_order() {
+        let bodies: Vec<String> = (0..25).map(|i| format!("m{i}")).collect();
+        let batches = pack_batches(bodies.clone()).unwrap();
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            [10, 10, 5]
+        );
+        assert_eq!(batches.concat(), bodies);
+        let big: Vec<String> = (0..5).map(|_| "x".repeat(BILLING_CHUNK_BYTES)).collect();
+        let batches = pack_batches(big).unwrap();
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [4, 1]);
+        for b in &batches {
+            assert!(check_batch(b).is_ok());
+        }
+        assert!(pack_batches(vec!["y".repeat(MAX_BATCH_BYTES + 1)]).is_err());
+        assert!(pack_batches(vec![]).unwrap().is_empty());
     }
 
     #[test]

@@ -1,0 +1,56 @@
+//! Poller Lambda (SQS poll queue): for each job, fetch what is new since the source's
+//! cursor, queue the mentions, then advance the cursor. Reports partial batch failures.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use hark_shared::aws::AwsBackend;
+use hark_shared::clock::{Clock, SystemClock};
+use hark_shared::config::Config;
+use hark_shared::lambda::{Disposition, for_each_record};
+use hark_shared::listening::{PollerSettings, handle_poll_message};
+use hark_shared::platforms::HttpClient;
+use hark_shared::platforms::listeners::PlatformListeners;
+use hark_shared::ports::QueueName;
+use hark_shared::secrets::EnvSecretResolver;
+use hark_shared::telemetry::{LogFormat, init_tracing};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+
+struct Poller {
+    backend: AwsBackend,
+    listeners: PlatformListeners,
+    settings: PollerSettings,
+}
+
+async fn handle(poller: &Poller, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    Ok(for_each_record(event.payload, |record| async move {
+        handle_poll_message(
+            &poller.backend.store,
+            &poller.backend.queue,
+            &poller.listeners,
+            &record.body,
+            SystemClock.now(),
+            &poller.settings,
+        )
+        .await
+        .map(|_| Disposition::Done)
+    })
+    .await)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing(LogFormat::from_env(), "info");
+    let config = Config::from_env()?;
+    config.require_queue(QueueName::Mentions)?;
+    config.require_queue(QueueName::Events)?;
+    let poller = Poller {
+        backend: AwsBackend::from_config(&config).await?,
+        listeners: PlatformListeners::new(
+            HttpClient::new(config.allow_private_urls)?,
+            Arc::new(EnvSecretResolver),
+        ),
+        settings: PollerSettings::default(),
+    };
+    run(service_fn(|event| handle(&poller, event))).await
+}

@@ -1,0 +1,366 @@
+//! The poller: for one poll job, fetch what is new since the source's cursor, queue the
+//! mentions, and **only then** advance the cursor. A crash between the two may queue
+//! duplicates (the processor's put-if-absent drops them) but never leaves a gap.
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::{ListeningError, MentionBatch, PollJob};
+use crate::domain::{Cursor, Disabled, Mention, Source};
+use crate::events::HarkEvent;
+use crate::platforms::{ListenLimits, Listened, Listener, PlatformError};
+use crate::ports::{
+    BILLING_CHUNK_BYTES, ConfigStore, CursorStore, MessageQueue, QueueName, StoreError,
+    pack_batches,
+};
+
+/// Builds the listener for a source (platform client, credentials, base URL).
+#[async_trait::async_trait]
+pub trait ListenerFactory: Send + Sync {
+    async fn listener_for(&self, source: &Source) -> Result<Box<dyn Listener>, PlatformError>;
+}
+
+/// Tuning of the poller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollerSettings {
+    /// Pages per poll, so one invocation stays short.
+    pub max_pages: usize,
+    /// Mentions' text longer than this is cut (with "…") so a message stays small.
+    pub max_text_chars: usize,
+    /// Failure weight at which a source whose last error is not transient is disabled.
+    pub disable_at_weight: u32,
+    /// Longest backoff between failed polls.
+    pub max_backoff: SignedDuration,
+    /// Silence is reported after `silence_factor` × the usual gap between items…
+    pub silence_factor: u32,
+    /// …but never before this long.
+    pub min_silence: SignedDuration,
+}
+
+impl Default for PollerSettings {
+    fn default() -> Self {
+        PollerSettings {
+            max_pages: 5,
+            max_text_chars: 10_000,
+            disable_at_weight: 20,
+            max_backoff: SignedDuration::from_hours(6),
+            silence_factor: 10,
+            min_silence: SignedDuration::from_hours(6),
+        }
+    }
+}
+
+/// What one poll job did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum PollOutcome {
+    Polled {
+        source_id: String,
+        mentions: usize,
+        caught_up: bool,
+    },
+    /// The platform call failed; the failure is recorded on the cursor (backoff).
+    Failed {
+        source_id: String,
+        kind: &'static str,
+        error: String,
+        disabled: bool,
+    },
+    /// Nothing to do (unknown, disabled or switched-off source).
+    Skipped {
+        source_id: String,
+        why: &'static str,
+    },
+}
+
+/// Handles one poll-queue message body (the Lambda and `hark run` share this). A body
+/// that is not a poll job is an error, so the queue retries it and finally dead-letters it.
+pub async fn handle_poll_message<S, F>(
+    store: &S,
+    queue: &dyn MessageQueue,
+    listeners: &F,
+    body: &str,
+    now: Timestamp,
+    settings: &PollerSettings,
+) -> Result<PollOutcome, ListeningError>
+where
+    S: ConfigStore + CursorStore,
+    F: ListenerFactory + ?Sized,
+{
+    let job: PollJob = serde_json::from_str(body).map_err(ListeningError::MalformedJob)?;
+    poll_source(store, queue, listeners, &job, now, settings).await
+}
+
+/// Runs one poll job. `Err` only for infrastructure failures (store, queue): the job
+/// should then be retried by the queue. Platform failures are `Ok(PollOutcome::Failed)`.
+pub async fn poll_source<S, F>(
+    store: &S,
+    queue: &dyn MessageQueue,
+    listeners: &F,
+    job: &PollJob,
+    now: Timestamp,
+    settings: &PollerSettings,
+) -> Result<PollOutcome, ListeningError>
+where
+    S: ConfigStore + CursorStore,
+    F: ListenerFactory + ?Sized,
+{
+    let skipped = |why| {
+        Ok(PollOutcome::Skipped {
+            source_id: job.source_id.clone(),
+            why,
+        })
+    };
+    let Some(source) = store.get::<Source>(&job.source_id).await? else {
+        tracing::warn!(source_id = %job.source_id, "poll job for an unknown source");
+        return skipped("unknown source");
+    };
+    if !source.enabled {
+        return skipped("source switched off in config");
+    }
+    let cursor = store
+        .get_cursor(&source.id)
+        .await?
+        .unwrap_or_else(|| Cursor::new(&source.id));
+    if cursor.health.disabled.is_some() {
+        return skipped("source disabled after repeated failures");
+    }
+
+    let fetched = match listeners.listener_for(&source).await {
+        Ok(listener) => {
+            let limits = ListenLimits {
+                max_pages: settings.max_pages,
+                now,
+            };
+            listener.listen(&source, &cursor, limits).await
+        }
+        Err(e) => Err(e),
+    };
+    match fetched {
+        Ok(listened) => succeed(store, queue, &source, cursor, listened, now, settings).await,
+        Err(error) => fail(store, queue, &source, cursor, error, now, settings).await,
+    }
+}
+
+async fn succeed<S: CursorStore>(
+    store: &S,
+    queue: &dyn MessageQueue,
+    source: &Source,
+    read: Cursor,
+    listened: Listened,
+    now: Timestamp,
+    settings: &PollerSettings,
+) -> Result<PollOutcome, ListeningError> {
+    let Listened {
+        mut mentions,
+        cursor: advanced,
+        caught_up,
+        ..
+    } = listened;
+    for m in &mut mentions {
+        clip_text(m, settings.max_text_chars);
+        m.source_id.get_or_insert_with(|| source.id.clone());
+    }
+    let count = mentions.len();
+    // 1. Queue first. If this fails nothing is advanced and the job is retried.
+    send_mentions(queue, &source.id, mentions).await?;
+
+    // 2. Then advance the cursor and record health.
+    let mut next = advanced;
+    next.version = read.version;
+    next.failure_weight = 0;
+    next.health.consecutive_failures = 0;
+    next.health.last_error = None;
+    next.health.last_success_at = Some(now);
+    let mut events = Vec::new();
+    if count > 0 {
+        if let Some(last) = next.health.last_item_at {
+            let gap = u64::try_from(last.duration_until(now).as_secs()).unwrap_or(0);
+            next.health.usual_gap_secs = Some(match next.health.usual_gap_secs {
+                Some(usual) => (usual * 3 + gap) / 4,
+                None => gap,
+            });
+        }
+        next.health.last_item_at = Some(now);
+        next.health.silence_reported = false;
+    } else if let (Some(last), Some(usual)) = (next.health.last_item_at, next.health.usual_gap_secs)
+    {
+        let silent = last.duration_until(now);
+        let threshold = SignedDuration::from_secs(
+            i64::try_from(usual.saturating_mul(u64::from(settings.silence_factor)))
+                .unwrap_or(i64::MAX),
+        )
+        .max(settings.min_silence);
+        if silent > threshold && !next.health.silence_reported {
+            next.health.silence_reported = true;
+            events.push(HarkEvent::SourceSilent {
+                source_id: source.id.clone(),
+                platform: source.platform,
+                silent_for_secs: u64::try_from(silent.as_secs()).unwrap_or(0),
+                usual_gap_secs: usual,
+                at: now,
+            });
+        }
+    }
+    if !caught_up {
+        // The page cap stopped us: come back at the next tick rather than after `every`.
+        next.next_poll_at = Some(now);
+    }
+    save_merged(store, next).await?;
+    emit(queue, &events).await?;
+    tracing::info!(source_id = %source.id, mentions = count, caught_up, "polled");
+    Ok(PollOutcome::Polled {
+        source_id: source.id.clone(),
+        mentions: count,
+        caught_up,
+    })
+}
+
+async fn fail<S: CursorStore>(
+    store: &S,
+    queue: &dyn MessageQueue,
+    source: &Source,
+    mut cursor: Cursor,
+    error: PlatformError,
+    now: Timestamp,
+    settings: &PollerSettings,
+) -> Result<PollOutcome, ListeningError> {
+    let weight = match &error {
+        PlatformError::Retryable { .. } | PlatformError::Ambiguous { .. } => 1,
+        PlatformError::Malformed { .. } => 2,
+        PlatformError::Permanent { .. } | PlatformError::AuthExpired { .. } => 4,
+        PlatformError::Url { .. } => 8,
+    };
+    let message = error.to_string();
+    cursor.failure_weight = cursor.failure_weight.saturating_add(weight);
+    cursor.health.consecutive_failures = cursor.health.consecutive_failures.saturating_add(1);
+    cursor.health.last_error = Some(message.clone());
+
+    let exponent = cursor.health.consecutive_failures.saturating_sub(1).min(16);
+    let backoff = source
+        .every
+        .as_duration()
+        .checked_mul(1i32 << exponent.min(30))
+        .unwrap_or(settings.max_backoff)
+        .min(settings.max_backoff);
+    let wait = error
+        .retry_after()
+        .map_or(backoff, |after| after.max(backoff));
+    cursor.next_poll_at = Some(now + wait);
+
+    let disable = !error.is_retryable() && cursor.failure_weight >= settings.disable_at_weight;
+    let mut events = Vec::new();
+    if disable {
+        cursor.health.disabled = Some(Disabled {
+            at: now,
+            reason: message.clone(),
+        });
+        events.push(HarkEvent::SourceDisabled {
+            source_id: source.id.clone(),
+            platform: source.platform,
+            reason: message.clone(),
+            at: now,
+        });
+    }
+    tracing::warn!(
+        source_id = %source.id,
+        kind = error.kind(),
+        failures = cursor.health.consecutive_failures,
+        disabled = disable,
+        error = %message,
+        "poll failed"
+    );
+    save_merged(store, cursor).await?;
+    emit(queue, &events).await?;
+    Ok(PollOutcome::Failed {
+        source_id: source.id.clone(),
+        kind: error.kind(),
+        error: message,
+        disabled: disable,
+    })
+}
+
+/// Saves the cursor; when a scheduler tick wrote in between (version moved), re-reads and
+/// re-applies this poll's fields, keeping the later of the two next-poll times unless the
+/// poll asked to come back sooner.
+async fn save_merged<S: CursorStore>(store: &S, mut cursor: Cursor) -> Result<(), StoreError> {
+    for _ in 0..3 {
+        match store.save_cursor(&cursor).await {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Conflict { .. }) => {
+                let Some(stored) = store.get_cursor(&cursor.source_id).await? else {
+                    cursor.version = 0;
+                    continue;
+                };
+                cursor.version = stored.version;
+                if cursor.health.disabled.is_none() && stored.health.disabled.is_some() {
+                    cursor.health.disabled = stored.health.disabled;
+                }
+                cursor.next_poll_at = match (cursor.next_poll_at, stored.next_poll_at) {
+                    (Some(ours), Some(theirs)) => Some(ours.min(theirs)),
+                    (ours, theirs) => ours.or(theirs),
+                };
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Conflict {
+        entity: "cursor",
+        id: cursor.source_id.clone(),
+        expected: cursor.version,
+    })
+}
+
+/// Packs mentions into messages of about one SQS billing unit and sends them in batches.
+async fn send_mentions(
+    queue: &dyn MessageQueue,
+    source_id: &str,
+    mentions: Vec<Mention>,
+) -> Result<(), ListeningError> {
+    let mut bodies = Vec::new();
+    let mut chunk: Vec<Mention> = Vec::new();
+    let mut chunk_bytes = 0;
+    for m in mentions {
+        let size = serde_json::to_vec(&m)?.len() + 1;
+        if !chunk.is_empty() && chunk_bytes + size > BILLING_CHUNK_BYTES - 512 {
+            bodies.push(encode(source_id, std::mem::take(&mut chunk))?);
+            chunk_bytes = 0;
+        }
+        chunk_bytes += size;
+        chunk.push(m);
+    }
+    if !chunk.is_empty() {
+        bodies.push(encode(source_id, chunk)?);
+    }
+    for batch in pack_batches(bodies)? {
+        queue.send_batch(QueueName::Mentions, &batch).await?;
+    }
+    Ok(())
+}
+
+fn encode(source_id: &str, mentions: Vec<Mention>) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&MentionBatch {
+        source_id: source_id.to_owned(),
+        mentions,
+    })
+}
+
+async fn emit(queue: &dyn MessageQueue, events: &[HarkEvent]) -> Result<(), ListeningError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let bodies = events
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<Vec<_>, _>>()?;
+    for batch in pack_batches(bodies)? {
+        queue.send_batch(QueueName::Events, &batch).await?;
+    }
+    Ok(())
+}
+
+fn clip_text(m: &mut Mention, max_chars: usize) {
+    if let Some((cut, _)) = m.text.char_indices().nth(max_chars) {
+        m.text.truncate(cut);
+        m.text.push('…');
+    }
+}

@@ -1,0 +1,158 @@
+//! The publishing half of the scheduler tick: recurring posts roll forward to their next
+//! occurrence, then every due delivery gets one numbered publish job.
+//!
+//! A delivery is marked dispatched (with a new job number, `due_at` pushed out by the
+//! dispatch lease) **before** its job is sent, with a conditional write: two ticks in the
+//! same minute cannot both dispatch it, and if the job is lost it becomes due again when the
+//! lease runs out. A stack that was paused finds its overdue deliveries due and publishes
+//! each of them once, late; a recurring post gets its next *future* occurrence, never the
+//! ones it missed.
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::jobs::PublishJob;
+use super::{DISPATCH_LEASE, PublishingError};
+use crate::domain::{Delivery, ScheduledPost};
+use crate::ports::{
+    ConfigStore, CreateOutcome, DeliveryStore, MessageQueue, QueueName, StoreError, pack_batches,
+};
+
+/// Tuning of the dispatch step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchSettings {
+    /// How long a dispatched delivery waits for its job before being dispatched again.
+    pub lease: SignedDuration,
+    /// Due deliveries dispatched per tick at most (the rest wait for the next tick).
+    pub max_per_tick: usize,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        DispatchSettings {
+            lease: DISPATCH_LEASE,
+            max_per_tick: 1000,
+        }
+    }
+}
+
+/// What the dispatch step of one tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DispatchReport {
+    /// Recurring posts looked at.
+    pub recurring_posts: usize,
+    /// Deliveries created for the next occurrence of a recurring post.
+    pub occurrences_created: usize,
+    /// Due deliveries found.
+    pub due: usize,
+    /// Publish jobs sent.
+    pub dispatched: usize,
+    /// Due deliveries another tick (or a worker) changed first.
+    pub taken_by_other_tick: usize,
+}
+
+/// Rolls recurring posts forward and sends a publish job for every due delivery.
+pub async fn dispatch_due<S>(
+    store: &S,
+    queue: &dyn MessageQueue,
+    now: Timestamp,
+    settings: &DispatchSettings,
+) -> Result<DispatchReport, PublishingError>
+where
+    S: ConfigStore + DeliveryStore,
+{
+    let mut report = DispatchReport::default();
+    roll_forward(store, now, &mut report).await?;
+
+    let due = store.list_due(now, settings.max_per_tick).await?;
+    report.due = due.len();
+    let mut jobs = Vec::new();
+    for mut delivery in due {
+        let Ok(dispatch) = delivery.dispatch(settings.lease, now) else {
+            // Not queued after all (an index lagging behind a claim).
+            continue;
+        };
+        match store.update_delivery(&delivery).await {
+            Ok(_) => jobs.push(PublishJob {
+                delivery_id: delivery.id,
+                dispatch,
+                dispatched_at: now,
+            }),
+            Err(StoreError::Conflict { .. }) => report.taken_by_other_tick += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let bodies = jobs
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<Vec<_>, _>>()?;
+    let batches = pack_batches(bodies)?;
+    let mut unsent = jobs.as_slice();
+    for batch in batches {
+        if let Err(e) = queue.send_batch(QueueName::Publish, &batch).await {
+            // Make these due again now rather than after the dispatch lease.
+            for job in unsent {
+                release(store, job, now).await;
+            }
+            return Err(e.into());
+        }
+        report.dispatched += batch.len();
+        unsent = &unsent[batch.len()..];
+    }
+    tracing::info!(
+        due = report.due,
+        dispatched = report.dispatched,
+        occurrences_created = report.occurrences_created,
+        "publishing tick"
+    );
+    Ok(report)
+}
+
+/// Creates the deliveries of each recurring post's next occurrence at or after `now`
+/// (idempotent: the ids are deterministic). A post whose schedule cannot be computed is
+/// skipped with a warning rather than stopping the tick for everyone.
+async fn roll_forward<S>(
+    store: &S,
+    now: Timestamp,
+    report: &mut DispatchReport,
+) -> Result<(), PublishingError>
+where
+    S: ConfigStore + DeliveryStore,
+{
+    let posts: Vec<ScheduledPost> = store.list().await?;
+    for post in posts.iter().filter(|p| p.is_recurring()) {
+        report.recurring_posts += 1;
+        let next = match post.next_occurrence(now) {
+            Ok(Some(next)) => next,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(post_id = %post.id, error = %e, "cannot compute the next occurrence");
+                continue;
+            }
+        };
+        for channel in &post.channels {
+            let id = Delivery::id_for(&post.id, channel, next.at);
+            // A read is cheaper than a conditional put that fails on every tick.
+            if store.get_delivery(&id).await?.is_some() {
+                continue;
+            }
+            let delivery = Delivery::for_occurrence(&post.id, channel, next.index, next.at, now);
+            if store.create_delivery(&delivery).await? == CreateOutcome::Created {
+                report.occurrences_created += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Best effort: make a delivery due again after its job could not be sent.
+async fn release<S: DeliveryStore>(store: &S, job: &PublishJob, now: Timestamp) {
+    let Ok(Some(mut delivery)) = store.get_delivery(&job.delivery_id).await else {
+        return;
+    };
+    if !delivery.accepts_job(job.dispatch) || delivery.release_dispatch(now).is_err() {
+        return;
+    }
+    if let Err(e) = store.update_delivery(&delivery).await {
+        tracing::warn!(delivery_id = %job.delivery_id, error = %e, "could not release a delivery after a failed send");
+    }
+}

@@ -1,0 +1,392 @@
+//! A Bluesky PDS (`platform-apis.md` §2.2–2.5), the way the publisher meets it:
+//! - `createSession` with the app password (401 `AuthenticationRequired` otherwise); the
+//!   session's DID document names this server as the account's PDS;
+//! - access tokens that expire on demand and then answer **400 `ExpiredToken`** (not 401);
+//!   `refreshSession` rotates the pair;
+//! - `createRecord` checks the post (300 graphemes, 3000 bytes, `createdAt`, a TID record
+//!   key, facet byte ranges on character boundaries) and answers a second create at an
+//!   existing record key the way the real PDS does: the repository's MST insert throws and
+//!   the client gets a bare **500 `InternalServerError`**;
+//! - `getRecord` (400 `RecordNotFound`), `resolveHandle`;
+//! - 429 `RateLimitExceeded` with `RateLimit-*` headers (`Reset` in unix seconds, on the
+//!   fake's clock).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use hark_shared::clock::{Clock, SystemClock};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use unicode_segmentation::UnicodeSegmentation;
+use wiremock::matchers::path_regex;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use super::faults::{Fault, FaultPlan};
+
+pub const BLUESKY_DID: &str = "did:plc:u5cwb2mwiv2bfq53cjufe6yn";
+pub const BLUESKY_HANDLE: &str = "brand.bsky.social";
+pub const BLUESKY_APP_PASSWORD: &str = "hark-app-pass-9x7q";
+const COLLECTION: &str = "app.bsky.feed.post";
+
+struct PdsState {
+    clock: Arc<dyn Clock>,
+    endpoint: String,
+    /// Access token → expired?
+    access: HashMap<String, bool>,
+    /// Refresh token → expired?
+    refresh: HashMap<String, bool>,
+    issued: u32,
+    /// rkey → (cid, record)
+    records: BTreeMap<String, (String, Value)>,
+    /// Every `createRecord` that wrote a record, as (rkey, text): a second write at a key
+    /// is impossible, so this list is the platform's view of "posts made".
+    writes: Vec<(String, String)>,
+    calls: Vec<String>,
+    faults: FaultPlan,
+    lost_response_delay: Duration,
+    app_password_revoked: bool,
+}
+
+/// The fake PDS. Dropping it stops the server.
+pub struct FakePds {
+    pub server: MockServer,
+    state: Arc<Mutex<PdsState>>,
+}
+
+impl FakePds {
+    /// A PDS on the wall clock.
+    pub async fn start() -> FakePds {
+        Self::start_with_clock(Arc::new(SystemClock)).await
+    }
+
+    /// A PDS whose rate-limit resets follow `clock`.
+    pub async fn start_with_clock(clock: Arc<dyn Clock>) -> FakePds {
+        let server = MockServer::start().await;
+        let state = Arc::new(Mutex::new(PdsState {
+            clock,
+            endpoint: server.uri(),
+            access: HashMap::new(),
+            refresh: HashMap::new(),
+            issued: 0,
+            records: BTreeMap::new(),
+            writes: Vec::new(),
+            calls: Vec::new(),
+            faults: FaultPlan::default(),
+            lost_response_delay: Duration::from_secs(2),
+            app_password_revoked: false,
+        }));
+        Mock::given(path_regex("^/xrpc/"))
+            .respond_with(Pds(state.clone()))
+            .mount(&server)
+            .await;
+        FakePds { server, state }
+    }
+
+    fn state(&self) -> MutexGuard<'_, PdsState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    /// Queues `fault` for the next create at record key `rkey`.
+    pub fn inject(&self, rkey: &str, fault: Fault) {
+        self.state().faults.add(rkey, fault);
+    }
+
+    /// How long a lost response is held (longer than the client's timeout).
+    pub fn set_lost_response_delay(&self, delay: Duration) {
+        self.state().lost_response_delay = delay;
+    }
+
+    /// Every access token issued so far is now expired (the 2-hour lifetime passed).
+    pub fn expire_access_tokens(&self) {
+        self.state().access.values_mut().for_each(|e| *e = true);
+    }
+
+    /// The app password was deleted: sessions die, logins fail.
+    pub fn revoke_app_password(&self) {
+        let mut state = self.state();
+        state.access.clear();
+        state.refresh.clear();
+        state.app_password_revoked = true;
+    }
+
+    /// The stored posts: rkey → record.
+    pub fn records(&self) -> BTreeMap<String, Value> {
+        self.state()
+            .records
+            .iter()
+            .map(|(k, (_, v))| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Every successful record write, as (rkey, text).
+    pub fn writes(&self) -> Vec<(String, String)> {
+        self.state().writes.clone()
+    }
+
+    /// Faults injected so far, as (rkey, fault).
+    pub fn injected(&self) -> Vec<(String, Fault)> {
+        self.state().faults.injected.clone()
+    }
+
+    /// How many times `nsid` was called.
+    pub fn calls(&self, nsid: &str) -> usize {
+        self.state().calls.iter().filter(|c| *c == nsid).count()
+    }
+}
+
+struct Pds(Arc<Mutex<PdsState>>);
+
+fn error(status: u16, name: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({ "error": name, "message": message }))
+}
+
+fn fixture_error(status: u16, body: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_raw(body.to_owned(), "application/json")
+}
+
+fn bearer(request: &Request) -> Option<String> {
+    request
+        .headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::to_owned)
+}
+
+fn query(request: &Request, name: &str) -> Option<String> {
+    request
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+impl Respond for Pds {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let nsid = request.url.path().trim_start_matches("/xrpc/").to_owned();
+        state.calls.push(nsid.clone());
+        match nsid.as_str() {
+            "com.atproto.server.createSession" => create_session(&mut state, request),
+            "com.atproto.server.refreshSession" => refresh_session(&mut state, request),
+            "com.atproto.repo.createRecord" => create_record(&mut state, request),
+            "com.atproto.repo.getRecord" => get_record(&state, request),
+            "com.atproto.identity.resolveHandle" => match query(request, "handle").as_deref() {
+                Some(BLUESKY_HANDLE) => {
+                    ResponseTemplate::new(200).set_body_json(json!({ "did": BLUESKY_DID }))
+                }
+                _ => error(400, "InvalidRequest", "Unable to resolve handle"),
+            },
+            _ => error(501, "MethodNotImplemented", "Method Not Implemented"),
+        }
+    }
+}
+
+fn issue(state: &mut PdsState) -> Value {
+    state.issued += 1;
+    let access = format!("eyJhY2Nlc3MiOnRydWV9.{}.sig", state.issued);
+    let refresh = format!("eyJyZWZyZXNoIjp0cnVlfQ.{}.sig", state.issued);
+    state.access.insert(access.clone(), false);
+    state.refresh.insert(refresh.clone(), false);
+    json!({
+        "did": BLUESKY_DID, "handle": BLUESKY_HANDLE, "active": true,
+        "accessJwt": access, "refreshJwt": refresh,
+        "didDoc": {
+            "id": BLUESKY_DID,
+            "service": [{ "id": "#atproto_pds", "type": "AtprotoPersonalDataServer",
+                          "serviceEndpoint": state.endpoint }],
+        },
+    })
+}
+
+fn create_session(state: &mut PdsState, request: &Request) -> ResponseTemplate {
+    let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+    if body["identifier"] == BLUESKY_HANDLE
+        && body["password"] == BLUESKY_APP_PASSWORD
+        && !state.app_password_revoked
+    {
+        ResponseTemplate::new(200).set_body_json(issue(state))
+    } else {
+        fixture_error(
+            401,
+            include_str!("../../fixtures/bluesky/error_authentication_required.json"),
+        )
+    }
+}
+
+fn refresh_session(state: &mut PdsState, request: &Request) -> ResponseTemplate {
+    let Some(token) = bearer(request) else {
+        return error(401, "AuthenticationRequired", "Authentication Required");
+    };
+    match state.refresh.get(&token).copied() {
+        None => fixture_error(
+            400,
+            include_str!("../../fixtures/bluesky/error_invalid_token.json"),
+        ),
+        Some(true) => fixture_error(
+            400,
+            include_str!("../../fixtures/bluesky/error_expired_token.json"),
+        ),
+        Some(false) => {
+            // Refresh tokens rotate: the old one is spent.
+            state.refresh.remove(&token);
+            ResponseTemplate::new(200).set_body_json(issue(state))
+        }
+    }
+}
+
+fn is_tid(s: &str) -> bool {
+    const ALPHABET: &str = "234567abcdefghijklmnopqrstuvwxyz";
+    s.len() == 13 && "234567abcdefghij".contains(&s[..1]) && s.chars().all(|c| ALPHABET.contains(c))
+}
+
+fn create_record(state: &mut PdsState, request: &Request) -> ResponseTemplate {
+    match bearer(request).map(|t| state.access.get(&t).copied()) {
+        None => return error(401, "AuthenticationRequired", "Authentication Required"),
+        Some(None) => {
+            return fixture_error(
+                400,
+                include_str!("../../fixtures/bluesky/error_invalid_token.json"),
+            );
+        }
+        Some(Some(true)) => {
+            return fixture_error(
+                400,
+                include_str!("../../fixtures/bluesky/error_expired_token.json"),
+            );
+        }
+        Some(Some(false)) => {}
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+        return error(400, "InvalidRequest", "Input must be an object");
+    };
+    if body["repo"] != BLUESKY_DID || body["collection"] != COLLECTION {
+        return error(400, "InvalidRequest", "Could not find repo or collection");
+    }
+    let Some(rkey) = body["rkey"]
+        .as_str()
+        .filter(|k| is_tid(k))
+        .map(str::to_owned)
+    else {
+        return error(400, "InvalidRequest", "Invalid record key");
+    };
+    let fault = state.faults.take(&rkey);
+    match fault {
+        Some(Fault::ServerError) => {
+            return fixture_error(
+                500,
+                include_str!("../../fixtures/bluesky/error_internal.json"),
+            );
+        }
+        Some(Fault::RateLimited { reset_in }) => {
+            let reset = (state.clock.now() + reset_in).as_second().to_string();
+            return fixture_error(
+                429,
+                include_str!("../../fixtures/bluesky/error_rate_limit.json"),
+            )
+            .insert_header("RateLimit-Limit", "5000")
+            .insert_header("RateLimit-Remaining", "0")
+            .insert_header("RateLimit-Reset", reset.as_str())
+            .insert_header("RateLimit-Policy", "5000;w=3600");
+        }
+        Some(Fault::LoseResponse) | None => {}
+    }
+    let record = body["record"].clone();
+    if let Err(reason) = validate_post(&record) {
+        return error(
+            400,
+            "InvalidRequest",
+            &format!("Invalid app.bsky.feed.post record: {reason}"),
+        );
+    }
+    if state.records.contains_key(&rkey) {
+        // The MST insert throws "There is already a value at key", unmapped: a bare 500.
+        return fixture_error(
+            500,
+            include_str!("../../fixtures/bluesky/error_internal.json"),
+        );
+    }
+    let cid = format!("bafyreifake{:0>48}", state.records.len() + 1);
+    let text = record["text"].as_str().unwrap_or_default().to_owned();
+    state.records.insert(rkey.clone(), (cid.clone(), record));
+    state.writes.push((rkey.clone(), text));
+    let response = ResponseTemplate::new(200).set_body_json(json!({
+        "uri": format!("at://{BLUESKY_DID}/{COLLECTION}/{rkey}"),
+        "cid": cid,
+        "commit": { "cid": "bafyreihq3vmuxjd2djgbkp5ygxn5aat5ulqamo7gmvbnxvm4hlbh3wz7dm", "rev": "3lfqz7l2d4k2b" },
+        "validationStatus": "valid",
+    }));
+    if fault == Some(Fault::LoseResponse) {
+        response.set_delay(state.lost_response_delay)
+    } else {
+        response
+    }
+}
+
+fn validate_post(record: &Value) -> Result<(), String> {
+    if record["$type"] != COLLECTION {
+        return Err("Record/$type must be app.bsky.feed.post".into());
+    }
+    let text = record["text"]
+        .as_str()
+        .ok_or("Record/text must be a string")?;
+    if text.graphemes(true).count() > 300 {
+        return Err("Record/text must not be longer than 300 graphemes".into());
+    }
+    if text.len() > 3000 {
+        return Err("Record/text must not be longer than 3000 characters".into());
+    }
+    let created = record["createdAt"]
+        .as_str()
+        .ok_or("Record/createdAt must be a string")?;
+    if !created.ends_with('Z') || created.parse::<Timestamp>().is_err() {
+        return Err("Record/createdAt must be an valid atproto datetime".into());
+    }
+    let mut previous_end = 0;
+    for (i, facet) in record["facets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let bound = |name: &str| {
+            facet["index"][name]
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or(format!("Record/facets/{i}/index/{name}"))
+        };
+        let (start, end) = (bound("byteStart")?, bound("byteEnd")?);
+        if start >= end || end > text.len() || start < previous_end {
+            return Err(format!(
+                "Record/facets/{i}/index is out of range or overlapping"
+            ));
+        }
+        if !text.is_char_boundary(start) || !text.is_char_boundary(end) {
+            return Err(format!(
+                "Record/facets/{i}/index does not fall on character boundaries"
+            ));
+        }
+        previous_end = end;
+    }
+    Ok(())
+}
+
+fn get_record(state: &PdsState, request: &Request) -> ResponseTemplate {
+    let rkey = query(request, "rkey").unwrap_or_default();
+    let uri = format!("at://{BLUESKY_DID}/{COLLECTION}/{rkey}");
+    match (query(request, "repo").as_deref(), state.records.get(&rkey)) {
+        (Some(BLUESKY_DID), Some((cid, value))) => ResponseTemplate::new(200)
+            .set_body_json(json!({ "uri": uri, "cid": cid, "value": value })),
+        _ => error(
+            400,
+            "RecordNotFound",
+            &format!("Could not locate record: {uri}"),
+        ),
+    }
+}

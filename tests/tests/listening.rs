@@ -1,0 +1,483 @@
+//! The listening use cases (scheduler tick, poller) on the embedded store with a scripted
+//! listener: what is queued, when cursors move, backoff, auto-disable and silence.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use hark_shared::domain::{Author, Campaign, Cursor, Engagement, Mention, Platform, Source};
+use hark_shared::events::HarkEvent;
+use hark_shared::listening::{
+    ListenerFactory, MentionBatch, PollJob, PollOutcome, PollerSettings, poll_source,
+    schedule_polls,
+};
+use hark_shared::platforms::{ListenLimits, Listened, Listener, PlatformError};
+use hark_shared::ports::{ConfigStore, CursorStore, MessageQueue, QueueName, ReceivedMessage};
+use jiff::{SignedDuration, Timestamp};
+
+fn t(s: i64) -> Timestamp {
+    Timestamp::from_second(1_780_000_000 + s).unwrap()
+}
+
+fn source(id: &str) -> Source {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "platform": "mastodon", "base_url": "https://m.example", "query": "#hark", "every": "5m"
+    }))
+    .unwrap()
+}
+
+fn campaign(id: &str, sources: &[&str], active: bool) -> Campaign {
+    Campaign {
+        id: id.into(),
+        name: None,
+        query: "hark".into(),
+        sources: sources.iter().map(|s| s.to_string()).collect(),
+        triggers: vec![],
+        active,
+    }
+}
+
+fn mention(id: &str) -> Mention {
+    Mention {
+        platform: Platform::Mastodon,
+        native_id: id.into(),
+        url: format!("https://m.example/@a/{id}"),
+        author: Author {
+            handle: "a".into(),
+            ..Author::default()
+        },
+        text: format!("hark {id} 🎉"),
+        created_at: t(0),
+        lang: None,
+        sentiment: None,
+        engagement: Engagement::default(),
+        campaigns: vec![],
+        source_id: None,
+    }
+}
+
+/// One scripted poll answer: the mentions, the new position and whether it caught up.
+type Answer = Result<(Vec<Mention>, &'static str, bool), PlatformError>;
+
+/// A listener that answers from a script, and records the cursors it was given.
+#[derive(Default)]
+struct Script {
+    answers: Mutex<VecDeque<Answer>>,
+    seen_positions: Mutex<Vec<Option<String>>>,
+}
+
+struct Scripted(Arc<Script>);
+
+#[async_trait::async_trait]
+impl Listener for Scripted {
+    async fn listen(
+        &self,
+        _source: &Source,
+        cursor: &Cursor,
+        _limits: ListenLimits,
+    ) -> Result<Listened, PlatformError> {
+        self.0
+            .seen_positions
+            .lock()
+            .unwrap()
+            .push(cursor.position.clone());
+        let answer = self
+            .0
+            .answers
+            .lock()
+            .unwrap()
+            .pop_front()
+            .expect("the script has an answer for every poll");
+        answer.map(|(mentions, position, caught_up)| Listened {
+            mentions,
+            cursor: Cursor {
+                position: Some(position.to_owned()),
+                ..cursor.clone()
+            },
+            caught_up,
+            rate_limit: None,
+        })
+    }
+}
+
+/// Hands out listeners that share one script.
+#[derive(Clone, Default)]
+struct Factory(Arc<Script>);
+
+impl std::ops::Deref for Factory {
+    type Target = Script;
+    fn deref(&self) -> &Script {
+        &self.0
+    }
+}
+
+#[async_trait::async_trait]
+impl ListenerFactory for Factory {
+    async fn listener_for(&self, _source: &Source) -> Result<Box<dyn Listener>, PlatformError> {
+        Ok(Box::new(Scripted(self.0.clone())))
+    }
+}
+
+async fn drain(queue: &dyn MessageQueue, name: QueueName) -> Vec<ReceivedMessage> {
+    let mut all = Vec::new();
+    loop {
+        let got = queue
+            .receive(name, 10, SignedDuration::from_secs(60))
+            .await
+            .unwrap();
+        if got.is_empty() {
+            return all;
+        }
+        for m in &got {
+            queue.delete(name, &m.receipt).await.unwrap();
+        }
+        all.extend(got);
+    }
+}
+
+#[tokio::test]
+async fn given_two_ticks_in_the_same_minute_then_each_due_source_is_polled_once() {
+    let store = hark_tests::embedded_backend();
+    store.upsert(&source("a")).await.unwrap();
+    store.upsert(&source("b")).await.unwrap();
+    store.upsert(&source("idle")).await.unwrap();
+    store
+        .upsert(&campaign("live", &["a", "b"], true))
+        .await
+        .unwrap();
+    store
+        .upsert(&campaign("over", &["idle"], false))
+        .await
+        .unwrap();
+
+    let first = schedule_polls(&*store, &*store, t(0)).await.unwrap();
+    let second = schedule_polls(&*store, &*store, t(30)).await.unwrap();
+    assert_eq!(
+        (first.listened, first.queued),
+        (2, 2),
+        "only sources of active campaigns"
+    );
+    assert_eq!(second.queued, 0, "not due again within its interval");
+
+    let jobs: Vec<PollJob> = drain(&*store, QueueName::Poll)
+        .await
+        .iter()
+        .map(|m| serde_json::from_str(&m.body).unwrap())
+        .collect();
+    let mut ids: Vec<_> = jobs.iter().map(|j| j.source_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["a", "b"]);
+
+    let third = schedule_polls(&*store, &*store, t(300)).await.unwrap();
+    assert_eq!(third.queued, 2, "due again after `every`");
+}
+
+#[tokio::test]
+async fn given_new_items_then_they_are_queued_before_the_cursor_moves_and_the_next_poll_starts_there()
+ {
+    let store = hark_tests::embedded_backend();
+    store.upsert(&source("a")).await.unwrap();
+    let script = Factory::default();
+    script.answers.lock().unwrap().extend([
+        Ok((vec![mention("1"), mention("2")], "2", true)),
+        Ok((vec![mention("3")], "3", true)),
+    ]);
+    let job = PollJob {
+        source_id: "a".into(),
+        scheduled_at: t(0),
+    };
+    let settings = PollerSettings::default();
+    let out = poll_source(&*store, &*store, &script, &job, t(1), &settings)
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        PollOutcome::Polled {
+            source_id: "a".into(),
+            mentions: 2,
+            caught_up: true
+        }
+    );
+    poll_source(&*store, &*store, &script, &job, t(301), &settings)
+        .await
+        .unwrap();
+    assert_eq!(
+        *script.seen_positions.lock().unwrap(),
+        [None, Some("2".to_owned())]
+    );
+
+    let batches: Vec<MentionBatch> = drain(&*store, QueueName::Mentions)
+        .await
+        .iter()
+        .map(|m| serde_json::from_str(&m.body).unwrap())
+        .collect();
+    let ids: Vec<_> = batches
+        .iter()
+        .flat_map(|b| b.mentions.iter().map(|m| m.native_id.clone()))
+        .collect();
+    assert_eq!(ids, ["1", "2", "3"]);
+    assert!(batches.iter().all(|b| {
+        b.mentions
+            .iter()
+            .all(|m| m.source_id.as_deref() == Some("a"))
+    }));
+    let cursor = store.get_cursor("a").await.unwrap().unwrap();
+    assert_eq!(cursor.position.as_deref(), Some("3"));
+    assert_eq!(cursor.health.last_success_at, Some(t(301)));
+}
+
+/// A queue that refuses sends: the store behind it is the embedded one.
+struct BrokenQueue;
+
+#[async_trait::async_trait]
+impl MessageQueue for BrokenQueue {
+    async fn send_batch(
+        &self,
+        queue: QueueName,
+        _bodies: &[String],
+    ) -> Result<(), hark_shared::ports::QueueError> {
+        Err(hark_shared::ports::QueueError::Backend {
+            operation: "SendMessageBatch",
+            queue,
+            retryable: true,
+            source: "injected outage".into(),
+        })
+    }
+    async fn receive(
+        &self,
+        _: QueueName,
+        _: usize,
+        _: SignedDuration,
+    ) -> Result<Vec<ReceivedMessage>, hark_shared::ports::QueueError> {
+        Ok(vec![])
+    }
+    async fn delete(&self, _: QueueName, _: &str) -> Result<(), hark_shared::ports::QueueError> {
+        Ok(())
+    }
+    async fn change_visibility(
+        &self,
+        _: QueueName,
+        _: &str,
+        _: SignedDuration,
+    ) -> Result<(), hark_shared::ports::QueueError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn given_the_mentions_queue_fails_then_the_cursor_does_not_move_and_the_job_errors() {
+    let store = hark_tests::embedded_backend();
+    store.upsert(&source("a")).await.unwrap();
+    let script = Factory::default();
+    script.answers.lock().unwrap().extend([
+        Ok((vec![mention("1")], "1", true)),
+        Ok((vec![mention("1")], "1", true)),
+    ]);
+    let job = PollJob {
+        source_id: "a".into(),
+        scheduled_at: t(0),
+    };
+    let err = poll_source(
+        &*store,
+        &BrokenQueue,
+        &script,
+        &job,
+        t(1),
+        &PollerSettings::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(
+        store.get_cursor("a").await.unwrap().is_none(),
+        "no gap: cursor untouched"
+    );
+    // The retried job fetches the same items again and this time they are queued.
+    poll_source(
+        &*store,
+        &*store,
+        &script,
+        &job,
+        t(2),
+        &PollerSettings::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(*script.seen_positions.lock().unwrap(), [None, None]);
+    assert_eq!(drain(&*store, QueueName::Mentions).await.len(), 1);
+}
+
+#[tokio::test]
+async fn given_rate_limits_then_backoff_honours_the_platform_and_never_disables() {
+    let store = hark_tests::embedded_backend();
+    store.upsert(&source("a")).await.unwrap();
+    let script = Factory::default();
+    for _ in 0..30 {
+        script
+            .answers
+            .lock()
+            .unwrap()
+            .push_back(Err(PlatformError::Retryable {
+                platform: Platform::Mastodon,
+                after: Some(SignedDuration::from_hours(1)),
+                reason: "HTTP 429".into(),
+            }));
+    }
+    let job = PollJob {
+        source_id: "a".into(),
+        scheduled_at: t(0),
+    };
+    for i in 0..30 {
+        let out = poll_source(
+            &*store,
+            &*store,
+            &script,
+            &job,
+            t(i),
+            &PollerSettings::default(),
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(
+                out,
+                PollOutcome::Failed {
+                    disabled: false,
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+    }
+    let cursor = store.get_cursor("a").await.unwrap().unwrap();
+    assert!(cursor.health.disabled.is_none());
+    assert_eq!(cursor.health.consecutive_failures, 30);
+    assert_eq!(
+        cursor.next_poll_at,
+        Some(t(29) + SignedDuration::from_hours(6)),
+        "capped backoff"
+    );
+}
+
+#[tokio::test]
+async fn given_repeated_permanent_failures_then_the_source_is_disabled_once_with_an_event() {
+    let store = hark_tests::embedded_backend();
+    store.upsert(&source("a")).await.unwrap();
+    store.upsert(&campaign("live", &["a"], true)).await.unwrap();
+    let script = Factory::default();
+    for _ in 0..5 {
+        script
+            .answers
+            .lock()
+            .unwrap()
+            .push_back(Err(PlatformError::Permanent {
+                platform: Platform::Mastodon,
+                status: Some(404),
+                message: "Record not found".into(),
+            }));
+    }
+    let job = PollJob {
+        source_id: "a".into(),
+        scheduled_at: t(0),
+    };
+    let mut outcomes = Vec::new();
+    for i in 0..6 {
+        outcomes.push(
+            poll_source(
+                &*store,
+                &*store,
+                &script,
+                &job,
+                t(i),
+                &PollerSettings::default(),
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    assert!(
+        matches!(outcomes[4], PollOutcome::Failed { disabled: true, .. }),
+        "{outcomes:?}"
+    );
+    assert!(matches!(outcomes[5], PollOutcome::Skipped { .. }));
+    let events: Vec<HarkEvent> = drain(&*store, QueueName::Events)
+        .await
+        .iter()
+        .map(|m| serde_json::from_str(&m.body).unwrap())
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert!(
+        matches!(&events[0], HarkEvent::SourceDisabled { reason, .. } if reason.contains("Record not found"))
+    );
+    let tick = schedule_polls(&*store, &*store, t(10_000)).await.unwrap();
+    assert_eq!(
+        (tick.queued, tick.disabled),
+        (0, 1),
+        "a disabled source is not scheduled"
+    );
+}
+
+#[tokio::test]
+async fn given_a_source_silent_far_longer_than_usual_then_it_is_reported_once() {
+    let store = hark_tests::embedded_backend();
+    store.upsert(&source("a")).await.unwrap();
+    let script = Factory::default();
+    let hour = 3600;
+    script.answers.lock().unwrap().extend([
+        Ok((vec![mention("1")], "1", true)),
+        Ok((vec![mention("2")], "2", true)),
+        Ok((vec![], "2", true)),
+        Ok((vec![], "2", true)),
+        Ok((vec![], "2", true)),
+    ]);
+    let job = PollJob {
+        source_id: "a".into(),
+        scheduled_at: t(0),
+    };
+    let s = PollerSettings::default();
+    for at in [0, hour, 3 * hour, 12 * hour, 13 * hour] {
+        poll_source(&*store, &*store, &script, &job, t(at), &s)
+            .await
+            .unwrap();
+    }
+    let events: Vec<HarkEvent> = drain(&*store, QueueName::Events)
+        .await
+        .iter()
+        .map(|m| serde_json::from_str(&m.body).unwrap())
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(matches!(
+        events[0],
+        HarkEvent::SourceSilent {
+            usual_gap_secs: 3600,
+            silent_for_secs: 39_600,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn given_a_job_for_an_unknown_source_then_it_is_skipped_not_retried() {
+    let store = hark_tests::embedded_backend();
+    let script = Factory::default();
+    let job = PollJob {
+        source_id: "gone".into(),
+        scheduled_at: t(0),
+    };
+    let out = poll_source(
+        &*store,
+        &*store,
+        &script,
+        &job,
+        t(0),
+        &PollerSettings::default(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        out,
+        PollOutcome::Skipped {
+            why: "unknown source",
+            ..
+        }
+    ));
+}
