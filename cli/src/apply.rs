@@ -11,7 +11,9 @@ use hark_shared::domain::{
 use hark_shared::ports::{
     ConfigEntity, ConfigStore, DeliveryStore, EntityKind, MessageQueue, StoreError, UpsertOutcome,
 };
-use hark_shared::publishing::{ChannelProblem, PublishingError, ScheduleReport, schedule_post};
+use hark_shared::publishing::{
+    ChannelProblem, PublishingError, ScheduleReport, schedule_changed, schedule_post,
+};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -727,11 +729,18 @@ pub async fn apply_and_schedule<S: ConfigStore + DeliveryStore>(
     dry_run: bool,
     now: jiff::Timestamp,
 ) -> Result<Applied, ApplyError> {
+    // The stored versions first: a post whose schedule changed may leave queued
+    // deliveries its new version no longer wants.
+    let mut changed = Vec::with_capacity(desired.posts.len());
+    for post in &desired.posts {
+        let previous = store.get::<ScheduledPost>(&post.id).await?;
+        changed.push(previous.is_some_and(|p| schedule_changed(&p, post)));
+    }
     let plan = apply(store, desired, dry_run).await?;
     let mut scheduled = Vec::new();
     if !dry_run {
-        for post in &desired.posts {
-            scheduled.push(schedule_post(store, queue, post, now).await?);
+        for (post, changed) in desired.posts.iter().zip(changed) {
+            scheduled.push(schedule_post(store, queue, post, changed, now).await?);
         }
     }
     Ok(Applied { plan, scheduled })

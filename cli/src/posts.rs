@@ -112,7 +112,7 @@ where
             else {
                 return Err(PostsError::UnknownPost(post.clone()));
             };
-            let report = schedule_post(store, queue, &stored, now).await?;
+            let report = schedule_post(store, queue, &stored, true, now).await?;
             print_schedule(&[report], &mut out)?;
         }
         Some(PostsAction::Cancel { id, reason }) => {

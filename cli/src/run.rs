@@ -10,6 +10,7 @@ use hark_shared::lambda::{Disposition, failed_ids, for_each_record, sqs_event};
 use hark_shared::listening::{
     ListenerFactory, PollOutcome, PollerSettings, TickReport, handle_poll_message, schedule_polls,
 };
+use hark_shared::ports::AuthorStore;
 use hark_shared::ports::DeliveryStore;
 use hark_shared::ports::{
     AggregateStore, ConfigStore, CursorStore, MentionStore, MessageQueue, QueueError, QueueName,
@@ -17,7 +18,7 @@ use hark_shared::ports::{
 };
 use hark_shared::processing::Processor;
 use hark_shared::publishing::{
-    DispatchSettings, MIN_PUBLISH_VISIBILITY, PublishOutcome, PublisherFactory, PublisherSettings,
+    BatchConfigCache, DispatchSettings, MIN_PUBLISH_VISIBILITY, PublishOutcome, PublisherFactory, PublisherSettings,
     PublishingError, dispatch_due, handle_publish_message,
 };
 use jiff::SignedDuration;
@@ -79,7 +80,7 @@ pub struct Pipeline<'a, S, F: ?Sized> {
 
 impl<S, F> Pipeline<'_, S, F>
 where
-    S: ConfigStore + CursorStore + MentionStore + AggregateStore + DeliveryStore,
+    S: ConfigStore + CursorStore + MentionStore + AggregateStore + AuthorStore + DeliveryStore,
     F: ListenerFactory + ?Sized,
 {
     /// One tick, then drain until no queue with a consumer has visible messages.
@@ -113,11 +114,12 @@ where
                 return Ok(());
             }
             let outcomes = std::sync::Mutex::new(Vec::new());
+            let store = &BatchConfigCache::new(self.store);
             let response = for_each_record(sqs_event(&messages), |record| {
                 let outcomes = &outcomes;
                 async move {
                     let outcome = handle_publish_message(
-                        self.store,
+                        store,
                         self.queue,
                         self.publishers,
                         &record.body,

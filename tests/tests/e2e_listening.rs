@@ -6,14 +6,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use hark_shared::analysis::{Analyzer, Languages};
 use hark_shared::domain::{Campaign, Cursor, Source};
 use hark_shared::lambda::{Disposition, failed_ids, for_each_record, sqs_event};
 use hark_shared::listening::{MentionBatch, PollerSettings, handle_poll_message, schedule_polls};
 use hark_shared::platforms::HttpClient;
 use hark_shared::platforms::listeners::PlatformListeners;
 use hark_shared::ports::{
-    ConfigStore, CursorStore, EntityKind, MessageQueue, QueueName, StoreError,
+    AggregateStore, ConfigStore, CursorStore, EntityKind, MessageQueue, QueueName, StoreError,
 };
+use hark_shared::processing::{Processor, list_mentions};
 use hark_shared::secrets::EnvSecretResolver;
 use hark_tests::fakes::{FakeFeed, FakeHackerNews, FakeMastodon};
 use jiff::{SignedDuration, Timestamp};
@@ -369,4 +371,74 @@ async fn given_a_crash_after_queueing_and_before_the_cursor_write_then_nothing_i
     );
     let stored = store.get_cursor("masto").await.unwrap().unwrap();
     assert_eq!(stored.position.as_deref(), Some("113800000000000202"));
+}
+
+#[tokio::test]
+async fn given_polled_mentions_when_the_processor_drains_the_queue_then_they_are_stored_once_and_aggregated()
+ {
+    let backend = hark_tests::aws_backend().await;
+    let (store, queue) = (&*backend.store, &*backend.queue);
+    let t0 = Timestamp::now();
+    let p = start_platforms(t0).await;
+    p.mastodon.post(
+        "113800000000000110",
+        "Hark is terrible, I hate this launch.",
+        t0,
+    );
+    configure(store, &p).await;
+    assert_eq!(tick(store, queue, t0).await, 0);
+
+    // The processor Lambda's path: a batch of up to 10 messages, partial failures reported.
+    let processor = Processor::new(Analyzer::new(Languages::default()).unwrap());
+    let mut stored = 0;
+    loop {
+        let messages = queue
+            .receive(QueueName::Mentions, 10, SignedDuration::from_secs(60))
+            .await
+            .unwrap();
+        if messages.is_empty() {
+            break;
+        }
+        let bodies: Vec<&str> = messages.iter().map(|m| m.body.as_str()).collect();
+        let outcome = processor.process_batch(store, &bodies).await.unwrap();
+        assert!(outcome.messages.iter().all(Result::is_ok));
+        stored += outcome.report.stored;
+        for m in &messages {
+            queue.delete(QueueName::Mentions, &m.receipt).await.unwrap();
+        }
+    }
+    assert_eq!(stored, 7, "3 Mastodon, 2 HN, 2 blog items");
+
+    let launch = list_mentions(
+        store,
+        Some("launch"),
+        t0 - SignedDuration::from_hours(2),
+        t0 + SignedDuration::from_hours(1),
+    )
+    .await
+    .unwrap();
+    let hated = launch
+        .iter()
+        .find(|m| m.text.starts_with("Hark is terrible"))
+        .expect("the negative post matched the campaign");
+    assert_eq!(hated.lang.as_deref(), Some("en"));
+    assert_eq!(
+        hated.sentiment.map(|s| s.label),
+        Some(hark_shared::domain::SentimentLabel::Negative)
+    );
+    let rows = store
+        .list_counters(
+            "launch",
+            t0 - SignedDuration::from_hours(2),
+            t0 + SignedDuration::from_hours(1),
+        )
+        .await
+        .unwrap();
+    let total: u64 = rows.iter().map(|(_, c)| c.mentions).sum();
+    assert_eq!(
+        total as usize,
+        launch.len(),
+        "every matched mention is counted once"
+    );
+    assert!(rows.iter().any(|(_, c)| c.negative >= 1));
 }

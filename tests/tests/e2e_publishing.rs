@@ -105,7 +105,7 @@ async fn given_posts_due_over_a_few_seconds_when_the_pipeline_runs_then_each_is_
         }))
         .unwrap();
         store.upsert(&post).await.unwrap();
-        let report = schedule_post(store, queue, &post, Timestamp::now())
+        let report = schedule_post(store, queue, &post, false, Timestamp::now())
             .await
             .unwrap();
         assert_eq!(report.created.len(), 2);
@@ -226,7 +226,9 @@ async fn given_a_revoked_mastodon_token_then_the_delivery_fails_for_reauth_and_o
         }))
         .unwrap();
         store.upsert(&post).await.unwrap();
-        schedule_post(store, queue, &post, now).await.unwrap();
+        schedule_post(store, queue, &post, false, now)
+            .await
+            .unwrap();
     }
     tick(store, queue, &publishers(), &PublisherSettings::default()).await;
 

@@ -308,28 +308,37 @@ async fn given_1000_deliveries_under_injected_faults_then_no_duplicates_no_losse
         .unwrap();
     store.upsert(&bluesky_channel("sky", &pds)).await.unwrap();
 
-    // ---- schedule 500 posts on both channels, all due within the first minute
+    // ---- schedule 500 posts on both channels, due over the first five minutes (as
+    // `hark apply` would, several at a time)
     let mut plan: BTreeMap<String, (Planned, &'static str)> = BTreeMap::new();
-    let phase = Instant::now();
+    let mut scheduling = tokio::task::JoinSet::new();
+    let limit = Arc::new(Semaphore::new(CONCURRENT_WORKERS));
     for i in 0..POSTS {
-        let post: ScheduledPost = serde_json::from_value(serde_json::json!({
-            "id": format!("post-{i:04}"),
-            "at": t0 + SignedDuration::from_millis(100 * i as i64),
-            "channels": ["masto", "sky"],
-            "text": format!("Post {i:04} of the fault-injection run #hark"),
-        }))
-        .unwrap();
-        store.upsert(&post).await.unwrap();
-        let report = schedule_post(store, &*backend.queue, &post, t0)
-            .await
+        let (store, queue, limit) = (backend.store.clone(), backend.queue.clone(), limit.clone());
+        scheduling.spawn(async move {
+            let _permit = limit.acquire_owned().await.unwrap();
+            let post: ScheduledPost = serde_json::from_value(serde_json::json!({
+                "id": format!("post-{i:04}"),
+                "at": t0 + SignedDuration::from_millis(600 * i as i64),
+                "channels": ["masto", "sky"],
+                "text": format!("Post {i:04} of the fault-injection run #hark"),
+            }))
             .unwrap();
-        for (c, id) in report.created.iter().enumerate() {
+            store.upsert(&post).await.unwrap();
+            let report = schedule_post(&*store, &*queue, &post, false, t0)
+                .await
+                .unwrap();
+            (i, report.created)
+        });
+    }
+    while let Some(joined) = scheduling.join_next().await {
+        let (i, created) = joined.unwrap();
+        for (c, id) in created.iter().enumerate() {
             let platform = if c == 0 { "mastodon" } else { "bluesky" };
             plan.insert(id.clone(), (Planned::for_index(i), platform));
         }
     }
     assert_eq!(plan.len(), 2 * POSTS);
-    eprintln!("TIMING schedule {:?}", phase.elapsed());
     let mut crash_on_publish = HashSet::new();
     let mut duplicate = HashSet::new();
     let mut racing = HashSet::new();
@@ -383,16 +392,15 @@ async fn given_1000_deliveries_under_injected_faults_then_no_duplicates_no_losse
     // ---- run: one scheduler tick per simulated minute, then the publish queue drained by
     // concurrent "invocations"
     let mut deferred: Vec<(ReceivedMessage, Timestamp)> = Vec::new();
+    let mut events: Vec<HarkEvent> = Vec::new();
     let mut rounds = 0;
     let mut redeliveries = 0;
     while rounds < MAX_ROUNDS {
         rounds += 1;
         let now = clock.now();
-        let phase = Instant::now();
         dispatch_due(&rig.store, &rig.queue, now, &DispatchSettings::default())
             .await
             .unwrap();
-        eprintln!("TIMING round {rounds} dispatch {:?}", phase.elapsed());
         // Messages whose visibility timeout has passed come back.
         let (back, waiting): (Vec<_>, Vec<_>) =
             deferred.into_iter().partition(|(_, at)| *at <= now);
@@ -404,57 +412,66 @@ async fn given_1000_deliveries_under_injected_faults_then_no_duplicates_no_losse
                 .unwrap();
             redeliveries += 1;
         }
-        let phase = Instant::now();
         let messages = receive_all(&rig.queue).await;
-        eprintln!("TIMING receive {} {:?}", messages.len(), phase.elapsed());
-        let phase = Instant::now();
-        // A duplicate's second copy arrives later (next round); racing copies together.
-        let mut seen = HashSet::new();
-        let mut now_batch = Vec::new();
+        // A duplicate's second copy arrives a round later; racing copies are handled by
+        // two invocations at the same moment.
+        let mut groups: BTreeMap<String, Vec<ReceivedMessage>> = BTreeMap::new();
         for m in messages {
-            let id = job_of(&m);
-            let first = seen.insert(id.clone());
-            if !first && !racing.contains(&id) {
-                deferred.push((m, now + SignedDuration::from_secs(60)));
-            } else {
-                now_batch.push(m);
-            }
+            groups.entry(job_of(&m)).or_default().push(m);
         }
         let limit = Arc::new(Semaphore::new(CONCURRENT_WORKERS));
         let mut tasks = tokio::task::JoinSet::new();
-        for m in now_batch {
+        for (id, mut copies) in groups {
+            if copies.len() > 1 && !racing.contains(&id) {
+                for later in copies.split_off(1) {
+                    deferred.push((later, now + SignedDuration::from_secs(60)));
+                }
+            }
             let (rig, limit) = (rig.clone(), limit.clone());
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await.unwrap();
-                let failed = rig.invoke(&m).await;
-                (m, failed)
+                let mut handled = Vec::new();
+                if let [a, b] = copies.as_slice() {
+                    let (fa, fb) = tokio::join!(rig.invoke(a), rig.invoke(b));
+                    handled.push((a.clone(), fa));
+                    handled.push((b.clone(), fb));
+                } else {
+                    for m in copies {
+                        let failed = rig.invoke(&m).await;
+                        handled.push((m, failed));
+                    }
+                }
+                handled
             });
         }
+        let mut worked = false;
         while let Some(joined) = tasks.join_next().await {
-            let (m, failed) = joined.unwrap();
-            if failed {
-                // Back after the visibility timeout, which is at least the claim lease.
-                deferred.push((m, now + MIN_PUBLISH_VISIBILITY));
-            } else {
-                rig.queue
-                    .delete(QueueName::Publish, &m.receipt)
-                    .await
-                    .unwrap();
+            for (m, failed) in joined.unwrap() {
+                worked = true;
+                if failed {
+                    // Back after the visibility timeout, which is at least the claim lease.
+                    deferred.push((m, now + MIN_PUBLISH_VISIBILITY));
+                } else {
+                    rig.queue
+                        .delete(QueueName::Publish, &m.receipt)
+                        .await
+                        .unwrap();
+                }
             }
         }
-        eprintln!("TIMING process {:?}", phase.elapsed());
-        let phase = Instant::now();
-        let open = rig
-            .store
-            .list_deliveries(None)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|d| !d.status().is_terminal() || d.event_pending)
-            .count();
-        eprintln!("TIMING list {:?}", phase.elapsed());
-        if open == 0 && deferred.is_empty() {
-            break;
+        events.extend(drain_events(&rig.queue.inner).await);
+        if !worked && deferred.is_empty() && now > t0 + SignedDuration::from_mins(6) {
+            let open = rig
+                .store
+                .list_deliveries(None)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|d| !d.status().is_terminal() || d.event_pending)
+                .count();
+            if open == 0 {
+                break;
+            }
         }
         clock.advance(SignedDuration::from_mins(1));
     }
@@ -478,7 +495,7 @@ async fn given_1000_deliveries_under_injected_faults_then_no_duplicates_no_losse
             .entry(rkeys.get(rkey).cloned().unwrap_or_else(|| rkey.clone()))
             .or_default() += 1;
     }
-    let events = drain_events(&rig.queue.inner).await;
+    events.extend(drain_events(&rig.queue.inner).await);
     let mut event_ids: BTreeMap<String, usize> = BTreeMap::new();
     for e in &events {
         *event_ids.entry(e.event_id()).or_default() += 1;

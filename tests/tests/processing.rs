@@ -1,14 +1,22 @@
 //! The processor use case on both backends: analysis, campaign matching, dedupe, hourly
-//! aggregates (exact under concurrent batches) and malformed messages.
+//! aggregates (exact under concurrent batches), author statistics and malformed messages.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hark_shared::analysis::{Analyzer, Languages};
-use hark_shared::domain::{Author, Campaign, Engagement, Mention, Platform, SentimentLabel};
+use hark_shared::domain::{
+    Author, Campaign, Engagement, Mention, MentionKey, Platform, SentimentLabel,
+};
+use hark_shared::embedded::EmbeddedStore;
 use hark_shared::listening::MentionBatch;
-use hark_shared::ports::{AggregateStore, ConfigStore, MentionQuery, MentionStore};
-use hark_shared::processing::{Processor, list_mentions};
+use hark_shared::ports::{
+    AggregateStore, AuthorDelta, AuthorKey, AuthorStats, AuthorStore, ConfigStore, Counters,
+    EntityKind, HourBucket, MentionQuery, MentionStore, Page, PutOutcome, StoreError,
+};
+use hark_shared::processing::{ProcessError, Processor, list_mentions};
 use jiff::Timestamp;
+use serde_json::Value;
 
 fn t(s: i64) -> Timestamp {
     Timestamp::from_second(1_780_272_000 + s).unwrap()
@@ -69,7 +77,7 @@ async fn campaigns<S: ConfigStore>(store: &S) {
 
 async fn given_mentions_when_processed_then_analysed_matched_stored_and_counted<S>(store: &S)
 where
-    S: ConfigStore + MentionStore + AggregateStore,
+    S: ConfigStore + MentionStore + AggregateStore + AuthorStore,
 {
     campaigns(store).await;
     let p = processor();
@@ -135,7 +143,7 @@ where
 
 async fn given_a_redelivered_batch_then_nothing_is_counted_twice<S>(store: &S)
 where
-    S: ConfigStore + MentionStore + AggregateStore,
+    S: ConfigStore + MentionStore + AggregateStore + AuthorStore,
 {
     campaigns(store).await;
     let p = processor();
@@ -153,7 +161,7 @@ where
 
 async fn given_a_malformed_message_then_only_it_fails_and_the_others_are_stored<S>(store: &S)
 where
-    S: ConfigStore + MentionStore + AggregateStore,
+    S: ConfigStore + MentionStore + AggregateStore + AuthorStore,
 {
     campaigns(store).await;
     let p = processor();
@@ -178,7 +186,7 @@ where
 
 async fn given_concurrent_batches_then_aggregates_sum_exactly<S>(store: Arc<S>)
 where
-    S: ConfigStore + MentionStore + AggregateStore + 'static,
+    S: ConfigStore + MentionStore + AggregateStore + AuthorStore + 'static,
 {
     campaigns(&*store).await;
     let p = Arc::new(processor());
@@ -225,8 +233,328 @@ where
     assert_eq!(page.items.len(), 200);
 }
 
+/// A mention by `handle` with the given follower count and engagement.
+fn by(handle: &str, followers: Option<u64>, engagement: (u64, u64, u64), m: Mention) -> Mention {
+    Mention {
+        author: Author {
+            handle: handle.into(),
+            followers,
+            ..m.author
+        },
+        engagement: Engagement {
+            likes: engagement.0,
+            reposts: engagement.1,
+            replies: engagement.2,
+        },
+        ..m
+    }
+}
+
+const GERMAN: &str = "Hark ist schrecklich, ich hasse diese Übung.";
+
+fn stats(
+    mentions: u64,
+    engagement: u64,
+    max_followers: Option<u64>,
+    last_seen: i64,
+) -> AuthorStats {
+    AuthorStats {
+        mentions,
+        engagement,
+        max_followers,
+        last_seen: t(last_seen),
+    }
+}
+
+fn ranked(authors: Vec<(AuthorKey, AuthorStats)>) -> Vec<(String, AuthorStats)> {
+    authors.into_iter().map(|(k, s)| (k.handle, s)).collect()
+}
+
+async fn given_processed_mentions_then_each_inserted_one_counts_once_for_its_author<S>(store: &S)
+where
+    S: ConfigStore + MentionStore + AggregateStore + AuthorStore,
+{
+    campaigns(store).await;
+    let p = processor();
+    let m = |id: &str, text: &str, at: i64| mention(Platform::Mastodon, id, text, 0, at);
+    let first = body(
+        "masto",
+        vec![
+            by(
+                "alice@example.test",
+                Some(100),
+                (3, 1, 2),
+                m("a1", "hark is great", 10),
+            ),
+            by(
+                "alice@example.test",
+                Some(150),
+                (1, 0, 0),
+                m("a2", "hark again!", 20),
+            ),
+            by("bob@example.test", None, (0, 0, 4), m("b1", GERMAN, 30)),
+            by(
+                "carol@example.test",
+                Some(9_000),
+                (50, 0, 0),
+                m("c1", "nothing to see", 40),
+            ),
+            by(
+                "  ",
+                Some(7_000),
+                (0, 0, 0),
+                m("x1", "hark without an author", 50),
+            ),
+        ],
+    );
+    let out = p.process_batch(store, &[&first]).await.unwrap();
+    assert!(out.messages.iter().all(Result::is_ok));
+    assert_eq!(
+        out.report.author_writes, 3,
+        "one add per campaign × author: launch/alice (two mentions), launch/bob, german/bob"
+    );
+
+    // Redelivered next to a new message: the duplicates add nothing, alice's new mention
+    // (older, with fewer followers) adds to her sums only.
+    let second = body(
+        "masto",
+        vec![by(
+            "alice@example.test",
+            Some(120),
+            (0, 2, 0),
+            m("a3", "hark hark", 5),
+        )],
+    );
+    let out = p.process_batch(store, &[&first, &second]).await.unwrap();
+    assert!(out.messages.iter().all(Result::is_ok));
+    assert_eq!((out.report.stored, out.report.duplicates), (1, 5));
+    assert_eq!(out.report.author_writes, 1);
+
+    assert_eq!(
+        ranked(store.top_authors("launch", 10).await.unwrap()),
+        [
+            ("alice@example.test".to_owned(), stats(3, 9, Some(150), 20)),
+            ("bob@example.test".to_owned(), stats(1, 4, None, 30)),
+        ],
+        "carol matched no campaign; a blank handle is nobody to score"
+    );
+    assert_eq!(
+        ranked(store.top_authors("german", 10).await.unwrap()),
+        [("bob@example.test".to_owned(), stats(1, 4, None, 30))]
+    );
+}
+
+/// The embedded store, with `add_author_stats` failing for chosen handles.
+struct AuthorFaults {
+    inner: Arc<EmbeddedStore>,
+    /// Handles whose adds fail, and whether the failure is retryable.
+    failing: Vec<(&'static str, bool)>,
+    /// Retryable failures left before the adds go through.
+    transient_left: AtomicUsize,
+    calls: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl ConfigStore for AuthorFaults {
+    async fn get_document(&self, kind: EntityKind, id: &str) -> Result<Option<Value>, StoreError> {
+        self.inner.get_document(kind, id).await
+    }
+    async fn put_document(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        doc: &Value,
+    ) -> Result<(), StoreError> {
+        self.inner.put_document(kind, id, doc).await
+    }
+    async fn list_documents(&self, kind: EntityKind) -> Result<Vec<Value>, StoreError> {
+        self.inner.list_documents(kind).await
+    }
+}
+
+#[async_trait::async_trait]
+impl MentionStore for AuthorFaults {
+    async fn put_mention(&self, mention: &Mention) -> Result<PutOutcome, StoreError> {
+        self.inner.put_mention(mention).await
+    }
+    async fn get_mention(&self, key: &MentionKey) -> Result<Option<Mention>, StoreError> {
+        self.inner.get_mention(key).await
+    }
+    async fn mention_expiry(&self, key: &MentionKey) -> Result<Option<i64>, StoreError> {
+        self.inner.mention_expiry(key).await
+    }
+    async fn list_mentions(
+        &self,
+        query: &MentionQuery,
+        page: Option<&str>,
+    ) -> Result<Page<Mention>, StoreError> {
+        self.inner.list_mentions(query, page).await
+    }
+}
+
+#[async_trait::async_trait]
+impl AggregateStore for AuthorFaults {
+    async fn add_counters(&self, bucket: &HourBucket, delta: &Counters) -> Result<(), StoreError> {
+        self.inner.add_counters(bucket, delta).await
+    }
+    async fn list_counters(
+        &self,
+        campaign: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(HourBucket, Counters)>, StoreError> {
+        self.inner.list_counters(campaign, from, to).await
+    }
+}
+
+#[async_trait::async_trait]
+impl AuthorStore for AuthorFaults {
+    async fn add_author_stats(
+        &self,
+        key: &AuthorKey,
+        delta: &AuthorDelta,
+    ) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some((_, retryable)) = self.failing.iter().find(|(h, _)| *h == key.handle) {
+            let transient = *retryable
+                && self
+                    .transient_left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+            if transient || !*retryable {
+                return Err(StoreError::Backend {
+                    operation: "add_author_stats",
+                    retryable: *retryable,
+                    source: Box::new(std::io::Error::other("injected failure")),
+                });
+            }
+        }
+        self.inner.add_author_stats(key, delta).await
+    }
+    async fn top_authors(
+        &self,
+        campaign: &str,
+        limit: usize,
+    ) -> Result<Vec<(AuthorKey, AuthorStats)>, StoreError> {
+        self.inner.top_authors(campaign, limit).await
+    }
+}
+
+fn faulty(failing: Vec<(&'static str, bool)>, transient: usize) -> AuthorFaults {
+    AuthorFaults {
+        inner: hark_tests::embedded_backend(),
+        failing,
+        transient_left: AtomicUsize::new(transient),
+        calls: AtomicUsize::new(0),
+    }
+}
+
+#[tokio::test]
+async fn given_a_transient_author_stats_failure_then_the_add_is_retried_and_counted_once() {
+    let store = faulty(vec![("alice", true)], 2);
+    campaigns(&store).await;
+    let batch = body(
+        "masto",
+        vec![by(
+            "alice",
+            Some(5),
+            (1, 1, 1),
+            mention(Platform::Mastodon, "1", "I really like hark", 0, 1),
+        )],
+    );
+    let out = processor().process_batch(&store, &[&batch]).await.unwrap();
+    assert!(out.messages.iter().all(Result::is_ok));
+    assert_eq!(out.report.author_writes, 1);
+    assert_eq!(
+        store.calls.load(Ordering::SeqCst),
+        3,
+        "two failures, then success"
+    );
+    assert_eq!(
+        ranked(store.top_authors("launch", 10).await.unwrap()),
+        [("alice".to_owned(), stats(1, 3, Some(5), 1))]
+    );
+}
+
+#[tokio::test]
+async fn given_an_author_stats_add_that_keeps_failing_then_only_its_messages_fail_and_nothing_else_is_lost()
+ {
+    let store = faulty(vec![("bob", false)], 0);
+    campaigns(&store).await;
+    let only_alice = body(
+        "masto",
+        vec![by(
+            "alice",
+            Some(5),
+            (0, 0, 0),
+            mention(Platform::Mastodon, "1", "I really like hark", 0, 1),
+        )],
+    );
+    let with_bob = body(
+        "masto",
+        vec![
+            by(
+                "alice",
+                Some(7),
+                (0, 0, 0),
+                mention(Platform::Mastodon, "2", "hark works well for me", 0, 2),
+            ),
+            by(
+                "bob",
+                Some(9),
+                (0, 0, 0),
+                mention(Platform::Mastodon, "3", "we switched to hark today", 0, 3),
+            ),
+        ],
+    );
+    let out = processor()
+        .process_batch(&store, &[&only_alice, &with_bob])
+        .await
+        .unwrap();
+    assert!(out.messages[0].is_ok());
+    let err = out.messages[1].as_ref().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProcessError::Store(StoreError::Backend {
+                operation: "add author stats",
+                retryable: true,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    let cause = std::error::Error::source(err).map(ToString::to_string);
+    assert_eq!(
+        cause.as_deref(),
+        Some("author stats of `bob` on mastodon in campaign `launch` were not added")
+    );
+    assert_eq!(out.report.failed_messages, 1);
+    assert_eq!(
+        store.calls.load(Ordering::SeqCst),
+        2,
+        "a permanent failure is not retried"
+    );
+    // Everything but bob's statistics is in place.
+    assert_eq!(out.report.stored, 3);
+    let counters = store.list_counters("launch", t(0), t(3600)).await.unwrap();
+    assert_eq!(counters[0].1.mentions, 3);
+    assert_eq!(
+        ranked(store.top_authors("launch", 10).await.unwrap()),
+        [("alice".to_owned(), stats(2, 0, Some(7), 2))]
+    );
+}
+
 mod embedded {
     use super::*;
+
+    #[tokio::test]
+    async fn author_stats_count_inserted_mentions_once() {
+        given_processed_mentions_then_each_inserted_one_counts_once_for_its_author(
+            &*hark_tests::embedded_backend(),
+        )
+        .await;
+    }
 
     #[tokio::test]
     async fn processes_analyses_matches_stores_and_counts() {
@@ -258,6 +586,14 @@ mod embedded {
 
 mod aws {
     use super::*;
+
+    #[tokio::test]
+    async fn author_stats_count_inserted_mentions_once() {
+        given_processed_mentions_then_each_inserted_one_counts_once_for_its_author(
+            &*hark_tests::aws_backend().await.store,
+        )
+        .await;
+    }
 
     #[tokio::test]
     async fn processes_analyses_matches_stores_and_counts() {

@@ -192,7 +192,7 @@ impl World {
     }
 
     async fn schedule(&self, post: &ScheduledPost) -> Result<Vec<String>, PublishingError> {
-        schedule_post(&*self.store, &*self.store, post, self.now())
+        schedule_post(&*self.store, &*self.store, post, false, self.now())
             .await
             .map(|r| r.created)
     }
@@ -326,7 +326,7 @@ async fn given_a_one_off_post_far_in_the_past_when_scheduled_then_it_is_skipped_
     let w = World::new().await;
     w.at(86_400);
     let post = w.post(serde_json::json!({"id": "old", "at": t(0)})).await;
-    let report = schedule_post(&*w.store, &*w.store, &post, w.now())
+    let report = schedule_post(&*w.store, &*w.store, &post, false, w.now())
         .await
         .unwrap();
     assert!(report.created.is_empty());
@@ -352,7 +352,7 @@ async fn given_a_post_moved_to_another_time_when_rescheduled_then_the_old_queued
     let moved = w
         .post(serde_json::json!({"id": "moved", "at": t(7200), "channels": ["masto"]}))
         .await;
-    let report = schedule_post(&*w.store, &*w.store, &moved, w.now())
+    let report = schedule_post(&*w.store, &*w.store, &moved, true, w.now())
         .await
         .unwrap();
     assert_eq!(report.superseded.len(), 2);
@@ -867,6 +867,12 @@ async fn given_a_crash_after_recording_and_before_announcing_then_the_redelivery
     d.mark_published("masto-9", None, t(62)).unwrap();
     let d = w.store.update_delivery(&d).await.unwrap();
     assert!(d.event_pending, "recorded, then the worker died");
+    assert!(
+        matches!(w.run(&job).await, PublishOutcome::InFlight { .. }),
+        "its worker may still be announcing it"
+    );
+    assert!(w.events().await.is_empty());
+    w.at(62 + 300);
     assert!(matches!(
         w.run(&job).await,
         PublishOutcome::Skipped {

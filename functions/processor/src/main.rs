@@ -1,5 +1,6 @@
 //! Processor Lambda (SQS mentions queue): language, sentiment, campaign matching,
-//! put-if-absent (the dedupe) and hourly aggregates. Reports partial batch failures.
+//! put-if-absent (the dedupe), hourly aggregates and per-campaign author statistics.
+//! Reports partial batch failures.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use hark_shared::analysis::{Analyzer, Languages};

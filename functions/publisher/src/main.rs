@@ -14,7 +14,9 @@ use hark_shared::config::Config;
 use hark_shared::lambda::{Disposition, for_each_record};
 use hark_shared::platforms::HttpClient;
 use hark_shared::ports::QueueName;
-use hark_shared::publishing::{PlatformPublishers, PublisherSettings, handle_publish_message};
+use hark_shared::publishing::{
+    BatchConfigCache, PlatformPublishers, PublisherSettings, handle_publish_message,
+};
 use hark_shared::secrets::EnvSecretResolver;
 use hark_shared::telemetry::{LogFormat, init_tracing};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -26,9 +28,11 @@ struct Publisher {
 }
 
 async fn handle(p: &Publisher, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    // The batch's jobs mostly share channels: read each configuration document once.
+    let store = &BatchConfigCache::new(&p.backend.store);
     Ok(for_each_record(event.payload, |record| async move {
         let outcome = handle_publish_message(
-            &p.backend.store,
+            store,
             &p.backend.queue,
             &p.publishers,
             &record.body,

@@ -7,6 +7,7 @@
 //! same file: SQLite then serialises the writers through its file lock.
 
 mod aggregates;
+mod authors;
 mod cursors;
 mod deliveries;
 mod documents;

@@ -5,13 +5,19 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::SqlResultExt;
 use crate::ports::StoreError;
 
-/// The schema version this code writes, kept in `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+/// The schema version this code writes, kept in `PRAGMA user_version`: the number of
+/// [`MIGRATIONS`].
+pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Version 1. Every statement is idempotent so opening an existing file is harmless.
-/// Timestamps used in comparisons are INTEGER columns (units in the column name);
-/// whole values are kept as JSON in `doc` so every field round-trips exactly.
-const SCHEMA_V1: &str = "
+/// The steps from an empty file to the current schema; step `i` takes a file from version
+/// `i` to `i + 1`. Released steps are never edited (files in the wild are at their
+/// version): a change is a new step. Every statement is idempotent all the same, so a step
+/// that ran without its version being recorded runs again harmlessly.
+const MIGRATIONS: [&str; 2] = [SCHEMA_V1, SCHEMA_V2];
+
+/// Version 1. Timestamps used in comparisons are INTEGER columns (units in the column
+/// name); whole values are kept as JSON in `doc` so every field round-trips exactly.
+pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS cursors (
     source_id TEXT NOT NULL PRIMARY KEY,
     version   INTEGER NOT NULL,
@@ -100,6 +106,25 @@ CREATE INDEX IF NOT EXISTS queue_messages_by_receipt
     ON queue_messages (receipt) WHERE receipt IS NOT NULL;
 ";
 
+/// Version 2: author statistics per campaign (influencer scoring).
+const SCHEMA_V2: &str = "
+CREATE TABLE IF NOT EXISTS author_stats (
+    campaign      TEXT NOT NULL,
+    platform      TEXT NOT NULL,
+    handle        TEXT NOT NULL,
+    mentions      INTEGER NOT NULL DEFAULT 0,
+    engagement    INTEGER NOT NULL DEFAULT 0,
+    -- NULL until a platform reported a follower count
+    max_followers INTEGER,
+    last_seen_us  INTEGER NOT NULL,
+    PRIMARY KEY (campaign, platform, handle)
+) STRICT, WITHOUT ROWID;
+-- The ranking of `top_authors`, so a LIMIT reads only the rows it returns. SQLite sorts
+-- NULL below every number, so DESC puts an unknown follower count last.
+CREATE INDEX IF NOT EXISTS author_stats_rank
+    ON author_stats (campaign, max_followers DESC, mentions DESC, handle, platform);
+";
+
 /// The file was written by a newer Hark whose schema this code does not know.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -109,8 +134,9 @@ struct NewerSchema {
     found: i64,
 }
 
-/// Creates or checks the schema. Runs in an IMMEDIATE transaction so two processes
-/// opening a fresh file at once do not race.
+/// Creates, upgrades or checks the schema: runs the [`MIGRATIONS`] the file has not had yet.
+/// Runs in an IMMEDIATE transaction so two processes opening an old or fresh file at once
+/// do not race, and a failed upgrade leaves the file at its old version.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -125,7 +151,12 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             source: Box::new(NewerSchema { found }),
         });
     }
-    tx.execute_batch(SCHEMA_V1).op("open")?;
+    // A negative version is no Hark file's; treat it like an empty one (every step is
+    // idempotent).
+    let done = usize::try_from(found).unwrap_or(0);
+    for step in &MIGRATIONS[done..] {
+        tx.execute_batch(step).op("open")?;
+    }
     if found < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .op("open")?;

@@ -11,9 +11,9 @@ use crate::domain::{
     Author, Cursor, Delivery, DeliveryStatus, Engagement, Mention, MentionKey, Platform,
 };
 use crate::ports::{
-    AggregateStore, ConfigStore, Counters, CreateOutcome, CursorStore, DeliveryStore, EntityKind,
-    FireOutcome, Firing, HourBucket, MentionQuery, MentionStore, MessageQueue, PutOutcome,
-    TriggerStore,
+    AggregateStore, AuthorDelta, AuthorKey, AuthorStore, ConfigStore, Counters, CreateOutcome,
+    CursorStore, DeliveryStore, EntityKind, FireOutcome, Firing, HourBucket, MentionQuery,
+    MentionStore, MessageQueue, PutOutcome, TriggerStore,
 };
 
 /// 2026-06-01T00:00:00Z.
@@ -143,6 +143,146 @@ async fn given_a_file_when_opened_then_it_uses_wal_and_records_the_schema_versio
             .unwrap();
         assert_eq!(fk, 1);
     });
+}
+
+/// The schema objects of a database, for comparing two files' schemas.
+fn schema_of(conn: &Connection) -> Vec<(String, String, Option<String>)> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT type, name, sql FROM sqlite_master
+             WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn given_a_version_1_file_when_opened_then_it_gains_author_stats_and_keeps_its_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(at(0)));
+    let m = mention(Platform::Mastodon, "1", at(5), &["launch"]);
+    let bucket = HourBucket::new("launch", Platform::Mastodon, at(5));
+    let counters = Counters {
+        mentions: 1,
+        reach: 10,
+        ..Counters::default()
+    };
+    {
+        let store = EmbeddedStore::open(tmp.path(), options(clock.clone())).unwrap();
+        store.put_mention(&m).await.unwrap();
+        store.add_counters(&bucket, &counters).await.unwrap();
+        store.save_cursor(&Cursor::new("src")).await.unwrap();
+        store
+            .send_batch(QueueName::Poll, &body("kept"))
+            .await
+            .unwrap();
+    }
+    // Take the file back to what version 1 wrote, and prove it is exactly that schema.
+    {
+        let conn = Connection::open(tmp.path().join(DB_FILE_NAME)).unwrap();
+        conn.execute_batch("DROP TABLE author_stats; PRAGMA user_version = 1;")
+            .unwrap();
+        let reference = Connection::open_in_memory().unwrap();
+        reference.execute_batch(schema::SCHEMA_V1).unwrap();
+        assert_eq!(schema_of(&conn), schema_of(&reference));
+    }
+
+    let store = EmbeddedStore::open(tmp.path(), options(clock.clone())).unwrap();
+    store.with_conn(|conn| {
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, schema::SCHEMA_VERSION);
+    });
+    assert_eq!(store.get_mention(&m.key()).await.unwrap(), Some(m.clone()));
+    let page = store
+        .list_mentions(&query("launch", at(0), at(60), 10), None)
+        .await
+        .unwrap();
+    assert_eq!(page.items, vec![m]);
+    assert_eq!(
+        store
+            .list_counters("launch", at(0), at(3600))
+            .await
+            .unwrap(),
+        vec![(bucket, counters)]
+    );
+    assert_eq!(store.get_cursor("src").await.unwrap().unwrap().version, 1);
+    let got = store
+        .receive(QueueName::Poll, 1, SignedDuration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(got[0].body, "kept");
+
+    let key = AuthorKey {
+        campaign: "launch".to_owned(),
+        platform: Platform::Mastodon,
+        handle: "alice".to_owned(),
+    };
+    let delta = AuthorDelta {
+        mentions: 1,
+        engagement: 2,
+        followers: Some(30),
+        seen_at: at(5),
+    };
+    store.add_author_stats(&key, &delta).await.unwrap();
+    let top = store.top_authors("launch", 10).await.unwrap();
+    assert_eq!(top.len(), 1);
+    assert_eq!(top[0].0, key);
+    assert_eq!(top[0].1.max_followers, Some(30));
+    drop(store);
+
+    // A fresh file ends with the same schema as the upgraded one.
+    let fresh = tempfile::tempdir().unwrap();
+    drop(EmbeddedStore::open(fresh.path(), options(clock)).unwrap());
+    let upgraded = Connection::open(tmp.path().join(DB_FILE_NAME)).unwrap();
+    let created = Connection::open(fresh.path().join(DB_FILE_NAME)).unwrap();
+    assert_eq!(schema_of(&upgraded), schema_of(&created));
+}
+
+#[test]
+fn given_an_upgrade_that_fails_then_the_file_stays_at_its_old_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join(DB_FILE_NAME);
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(schema::SCHEMA_V1).unwrap();
+        // Something already named like the new table's index, but a view: step 2's
+        // `CREATE INDEX IF NOT EXISTS author_stats_rank` fails on the name clash.
+        conn.execute_batch("CREATE VIEW author_stats_rank AS SELECT 1; PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    let (_, clock) = manual_store();
+    let err = EmbeddedStore::open(tmp.path(), options(clock)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Backend {
+                operation: "open",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let conn = Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        version, 1,
+        "the failed step was rolled back with its version"
+    );
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'author_stats'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "no half-made table is left behind");
 }
 
 #[tokio::test]
@@ -289,6 +429,39 @@ async fn given_two_connections_adding_counters_then_the_sum_is_exact() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].1.mentions, 40);
     assert_eq!(rows[0].1.compound_e4, -120);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn given_two_connections_adding_author_stats_then_sums_and_maximum_are_exact() {
+    let (_tmp, a, b) = two_stores_on_one_file();
+    let key = AuthorKey {
+        campaign: "launch".to_owned(),
+        platform: Platform::Reddit,
+        handle: "spez".to_owned(),
+    };
+    let mut tasks = Vec::new();
+    for i in 0..40u64 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let delta = AuthorDelta {
+                mentions: 1,
+                engagement: 3,
+                followers: (i != 13).then_some(i * 10),
+                seen_at: at(i as i64 % 7),
+            };
+            store.add_author_stats(&key, &delta).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let top = a.top_authors("launch", 10).await.unwrap();
+    assert_eq!(top.len(), 1);
+    let stats = top[0].1;
+    assert_eq!((stats.mentions, stats.engagement), (40, 120));
+    assert_eq!(stats.max_followers, Some(390));
+    assert_eq!(stats.last_seen, at(6));
 }
 
 // ---------------------------------------------------------------- mentions

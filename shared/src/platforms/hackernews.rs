@@ -36,6 +36,24 @@ pub const MAX_SEEN: usize = 1000;
 
 const MAX_ERROR_CHARS: usize = 300;
 
+/// Algolia's HN search ANDs the words of a query and knows no OR. A source query written in
+/// Hark's query language (`(hark OR #harkapp) -hiring`) becomes one search per alternative
+/// (at most four), exclusions dropped: the processor re-checks every mention locally.
+/// A query that is not valid Hark syntax is sent as written.
+pub fn algolia_queries(query: &str) -> Vec<String> {
+    match crate::query::Query::parse(query) {
+        Ok(parsed) => {
+            let queries = parsed.keyword_queries(4, crate::query::KeywordStyle::Plain);
+            if queries.is_empty() {
+                vec![query.to_owned()]
+            } else {
+                queries
+            }
+        }
+        Err(_) => vec![query.to_owned()],
+    }
+}
+
 /// Polls Algolia's `search_by_date` for stories and comments matching the source's query.
 ///
 /// `source.query` is sent as is (Algolia's own query syntax); `base_url` defaults to
@@ -161,33 +179,42 @@ impl Listener for HackerNewsListener {
         let mut returned: HashSet<String> = HashSet::new();
         let mut fetched: Vec<(String, i64)> = Vec::new();
         let mut mentions = Vec::new();
-        let mut complete = false;
-        let mut page = 0u32;
-        let mut pages = 0usize;
-        while pages < limits.max_pages.max(1) {
-            let result = self
-                .fetch_page(
-                    &endpoint,
-                    query,
-                    (state.since, state.until),
-                    page,
-                    limits.now,
-                )
-                .await?;
-            pages += 1;
-            for hit in &result.hits {
-                fetched.push((hit.object_id.clone(), hit.created_at_i));
-                if !seen.contains(hit.object_id.as_str()) && returned.insert(hit.object_id.clone())
-                {
-                    mentions.push(hit.to_mention(source));
+        let searches = algolia_queries(query);
+        let pages_each = (limits.max_pages.max(1) / searches.len()).max(1);
+        let mut complete = true;
+        for search in &searches {
+            let mut page = 0u32;
+            let mut pages = 0usize;
+            let mut done = false;
+            while pages < pages_each {
+                let result = self
+                    .fetch_page(
+                        &endpoint,
+                        search,
+                        (state.since, state.until),
+                        page,
+                        limits.now,
+                    )
+                    .await?;
+                pages += 1;
+                for hit in &result.hits {
+                    fetched.push((hit.object_id.clone(), hit.created_at_i));
+                    if !seen.contains(hit.object_id.as_str())
+                        && returned.insert(hit.object_id.clone())
+                    {
+                        mentions.push(hit.to_mention(source));
+                    }
                 }
+                if result.hits.is_empty() || u64::from(page) + 1 >= result.nb_pages {
+                    done = true;
+                    break;
+                }
+                page += 1;
             }
-            if result.hits.is_empty() || u64::from(page) + 1 >= result.nb_pages {
-                complete = true;
-                break;
-            }
-            page += 1;
+            complete &= done;
         }
+        // Several searches: order the union by time (pages come newest first).
+        mentions.sort_by(|a, b| (b.created_at, &b.native_id).cmp(&(a.created_at, &a.native_id)));
         // Pages come newest first: queue oldest first.
         mentions.reverse();
 
@@ -428,6 +455,21 @@ fn api_url(base: &Url) -> Result<Url, PlatformError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_a_hark_query_then_one_algolia_search_per_alternative_without_exclusions() {
+        assert_eq!(
+            algolia_queries("(hark OR #harkapp) -hiring"),
+            ["hark", "harkapp"]
+        );
+        assert_eq!(
+            algolia_queries("\"social listening\" rust"),
+            ["\"social listening\" rust"]
+        );
+        assert_eq!(algolia_queries("plain words"), ["plain words"]);
+        // Not Hark syntax (unbalanced): sent as written rather than guessed at.
+        assert_eq!(algolia_queries("(broken"), ["(broken"]);
+    }
 
     fn now() -> Timestamp {
         Timestamp::from_second(1_768_050_000).unwrap()

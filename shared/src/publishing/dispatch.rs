@@ -8,6 +8,7 @@
 //! each of them once, late; a recurring post gets its next *future* occurrence, never the
 //! ones it missed.
 
+use futures_util::stream::{self, StreamExt};
 use jiff::{SignedDuration, Timestamp};
 
 use super::jobs::PublishJob;
@@ -24,6 +25,8 @@ pub struct DispatchSettings {
     pub lease: SignedDuration,
     /// Due deliveries dispatched per tick at most (the rest wait for the next tick).
     pub max_per_tick: usize,
+    /// Dispatch writes in flight at once.
+    pub concurrency: usize,
 }
 
 impl Default for DispatchSettings {
@@ -31,6 +34,7 @@ impl Default for DispatchSettings {
         DispatchSettings {
             lease: DISPATCH_LEASE,
             max_per_tick: 1000,
+            concurrency: 8,
         }
     }
 }
@@ -65,20 +69,32 @@ where
 
     let due = store.list_due(now, settings.max_per_tick).await?;
     report.due = due.len();
+    let marked = due.into_iter().filter_map(|mut delivery| {
+        // Not queued after all: an index lagging behind a claim.
+        let dispatch = delivery.dispatch(settings.lease, now).ok()?;
+        Some((delivery, dispatch))
+    });
+    // Independent conditional writes: several at a time, in due order.
+    let written: Vec<_> = stream::iter(marked)
+        .map(|(delivery, dispatch)| async move {
+            let result = store.update_delivery(&delivery).await;
+            (result, delivery.id, dispatch)
+        })
+        .buffered(settings.concurrency.max(1))
+        .collect()
+        .await;
     let mut jobs = Vec::new();
-    for mut delivery in due {
-        let Ok(dispatch) = delivery.dispatch(settings.lease, now) else {
-            // Not queued after all (an index lagging behind a claim).
-            continue;
-        };
-        match store.update_delivery(&delivery).await {
+    let mut failure = None;
+    for (result, delivery_id, dispatch) in written {
+        match result {
             Ok(_) => jobs.push(PublishJob {
-                delivery_id: delivery.id,
+                delivery_id,
                 dispatch,
                 dispatched_at: now,
             }),
             Err(StoreError::Conflict { .. }) => report.taken_by_other_tick += 1,
-            Err(e) => return Err(e.into()),
+            // Send the jobs of the deliveries already marked before reporting it.
+            Err(e) => failure = Some(e),
         }
     }
     let bodies = jobs
@@ -97,6 +113,9 @@ where
         }
         report.dispatched += batch.len();
         unsent = &unsent[batch.len()..];
+    }
+    if let Some(e) = failure {
+        return Err(e.into());
     }
     tracing::info!(
         due = report.due,

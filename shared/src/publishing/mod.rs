@@ -32,6 +32,7 @@
 //! back when its lease has run out and recovers the delivery.
 
 mod backoff;
+mod cache;
 mod dispatch;
 mod factory;
 mod guard;
@@ -45,6 +46,7 @@ mod validate;
 use jiff::SignedDuration;
 
 pub use backoff::{Backoff, jitter_fraction};
+pub use cache::BatchConfigCache;
 pub use dispatch::{DispatchReport, DispatchSettings, dispatch_due};
 pub use factory::{ChannelPublisher, PlatformPublishers, PublisherFactory};
 pub use guard::{CreateGuard, MASTODON_RESEND_WINDOW, create_guard};
@@ -54,7 +56,7 @@ pub use operator::{
 };
 pub use publisher::{PublishOutcome, PublisherSettings, handle_publish_message, publish_job};
 pub use reauth::ChannelAuth;
-pub use schedule::{LATE_SCHEDULING_GRACE, ScheduleReport, schedule_post};
+pub use schedule::{LATE_SCHEDULING_GRACE, ScheduleReport, schedule_changed, schedule_post};
 pub use validate::{ChannelProblem, outgoing_text, validate_post};
 
 use crate::domain::{PostError, TransitionError};

@@ -145,11 +145,18 @@ where
             tracing::warn!(delivery_id = id, "publish job for an unknown delivery");
             return skipped("unknown delivery");
         };
-        if delivery.event_pending {
-            // An earlier worker recorded a state and crashed before announcing it.
-            delivery = announce(store, queue, delivery, None, clock.now()).await?;
-        }
         let now = clock.now();
+        if delivery.event_pending {
+            if delivery.updated_at + settings.claim_lease > now {
+                // Just recorded: the worker that wrote it is announcing it right now. Come
+                // back later rather than send the same event a second time.
+                return Ok(PublishOutcome::InFlight {
+                    delivery_id: id.to_owned(),
+                });
+            }
+            // Recorded long enough ago that its worker died before announcing it.
+            delivery = announce(store, queue, delivery, None, now).await?;
+        }
         match &delivery.state {
             DeliveryState::Published { .. }
             | DeliveryState::Failed { .. }

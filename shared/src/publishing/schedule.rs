@@ -34,15 +34,27 @@ pub struct ScheduleReport {
     pub skipped: Option<String>,
 }
 
+/// Whether `post`'s schedule (time, zone, recurrence, channels) differs from `previous`:
+/// only then can queued deliveries of the earlier version be unwanted.
+pub fn schedule_changed(previous: &ScheduledPost, post: &ScheduledPost) -> bool {
+    previous.at != post.at
+        || previous.time_zone != post.time_zone
+        || previous.repeat != post.repeat
+        || previous.channels != post.channels
+}
+
 /// Schedules `post` (already stored) against the stored channels: validates it on every
-/// channel, creates the deliveries of its next occurrence, and cancels queued deliveries of
-/// earlier versions of the post that the current one no longer contains. A post that fails
-/// validation on any channel schedules nothing ([`PublishingError::Invalid`] lists every
-/// problem).
+/// channel and creates the deliveries of its next occurrence. With `find_superseded` (the
+/// post's schedule changed, see [`schedule_changed`]) it also cancels the queued deliveries
+/// of earlier versions that the current one no longer contains; that needs a listing of the
+/// post's deliveries (a scan on DynamoDB), so it is asked for only when something changed.
+/// A post that fails validation on any channel schedules nothing
+/// ([`PublishingError::Invalid`] lists every problem).
 pub async fn schedule_post<S>(
     store: &S,
     queue: &dyn MessageQueue,
     post: &ScheduledPost,
+    find_superseded: bool,
     now: Timestamp,
 ) -> Result<ScheduleReport, PublishingError>
 where
@@ -92,7 +104,12 @@ where
     };
     report.occurrence = target.map(|o| o.at);
 
-    for stale in superseded(store, post).await? {
+    let stale = if find_superseded {
+        superseded(store, post).await?
+    } else {
+        Vec::new()
+    };
+    for stale in stale {
         let reason = format!(
             "superseded: post `{}` changed and no longer includes this occurrence on channel `{}`",
             post.id, stale.channel_id

@@ -9,9 +9,10 @@ use hark_shared::domain::{
     SentimentLabel, Source,
 };
 use hark_shared::ports::{
-    AggregateStore, ConfigStore, Counters, CreateOutcome, CursorStore, DeliveryStore, FireOutcome,
-    Firing, HourBucket, MAX_BATCH_BYTES, MentionQuery, MentionStore, MessageQueue, PutOutcome,
-    QueueError, QueueName, StoreError, TriggerStore, UpsertOutcome,
+    AggregateStore, AuthorDelta, AuthorKey, AuthorStats, AuthorStore, ConfigStore, Counters,
+    CreateOutcome, CursorStore, DeliveryStore, FireOutcome, Firing, HourBucket, MAX_BATCH_BYTES,
+    MentionQuery, MentionStore, MessageQueue, PutOutcome, QueueError, QueueName, StoreError,
+    TriggerStore, UpsertOutcome,
 };
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Barrier;
@@ -351,6 +352,266 @@ pub async fn fifty_concurrent_aggregate_adds_sum_exactly<S: AggregateStore + 'st
             .unwrap()
             .is_empty()
     );
+}
+
+// ---------------------------------------------------------------- author stats
+
+fn author(campaign: &str, platform: Platform, handle: &str) -> AuthorKey {
+    AuthorKey {
+        campaign: campaign.to_owned(),
+        platform,
+        handle: handle.to_owned(),
+    }
+}
+
+fn seen(mentions: u64, engagement: u64, followers: Option<u64>, at_s: i64) -> AuthorDelta {
+    AuthorDelta {
+        mentions,
+        engagement,
+        followers,
+        seen_at: at(at_s),
+    }
+}
+
+/// The stats of one author, read through `top_authors`.
+async fn stats_of(store: &impl AuthorStore, key: &AuthorKey) -> Option<AuthorStats> {
+    store
+        .top_authors(&key.campaign, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, s)| s)
+}
+
+pub async fn forty_concurrent_author_adds_sum_exactly_and_keep_the_true_max<
+    S: AuthorStore + 'static,
+>(
+    store: Arc<S>,
+) {
+    let key = author("launch", Platform::Mastodon, "zoe@mastodon.social");
+    let contenders = 40u64;
+    let barrier = Arc::new(Barrier::new(contenders as usize));
+    let mut tasks = Vec::new();
+    for i in 0..contenders {
+        let (store, barrier, key) = (store.clone(), barrier.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            // The largest count (39 × 100) and the latest instant arrive from the middle
+            // of the pack, not last; every fifth writer knows no follower count.
+            let followers = (i % 5 != 0).then_some((i * 17) % 40 * 100);
+            let delta = seen(1, i, followers, (i as i64 * 7) % 40);
+            barrier.wait().await;
+            store.add_author_stats(&key, &delta).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let expected_max = (0..contenders)
+        .filter(|i| i % 5 != 0)
+        .map(|i| (i * 17) % 40 * 100)
+        .max();
+    assert_eq!(
+        expected_max,
+        Some(3900),
+        "the fixture reaches the top count"
+    );
+    let stats = stats_of(&*store, &key).await.expect("the author is stored");
+    assert_eq!(
+        stats,
+        AuthorStats {
+            mentions: 40,
+            engagement: (0..contenders).sum(),
+            max_followers: expected_max,
+            last_seen: at(39),
+        }
+    );
+}
+
+pub async fn an_author_max_followers_never_goes_down_and_last_seen_never_goes_back(
+    store: &impl AuthorStore,
+) {
+    let key = author("launch", Platform::Bluesky, "zoe.bsky.social");
+    store
+        .add_author_stats(&key, &seen(1, 4, Some(500), 100))
+        .await
+        .unwrap();
+    // Older, with fewer followers: sums grow, the maximum and the instant stay.
+    store
+        .add_author_stats(&key, &seen(2, 1, Some(200), 50))
+        .await
+        .unwrap();
+    // No follower count reported: the known one stays.
+    store
+        .add_author_stats(&key, &seen(1, 0, None, 60))
+        .await
+        .unwrap();
+    let stats = stats_of(store, &key).await.unwrap();
+    assert_eq!(
+        stats,
+        AuthorStats {
+            mentions: 4,
+            engagement: 5,
+            max_followers: Some(500),
+            last_seen: at(100),
+        }
+    );
+    // Newer and bigger: both move, in one add.
+    store
+        .add_author_stats(&key, &seen(1, 0, Some(900), 200))
+        .await
+        .unwrap();
+    // A bigger count on an older mention raises the maximum but not the instant.
+    store
+        .add_author_stats(&key, &seen(1, 0, Some(1000), 150))
+        .await
+        .unwrap();
+    // A newer mention with a smaller count moves the instant but not the maximum.
+    store
+        .add_author_stats(&key, &seen(1, 0, Some(10), 300))
+        .await
+        .unwrap();
+    let stats = stats_of(store, &key).await.unwrap();
+    assert_eq!(stats.mentions, 7);
+    assert_eq!(stats.max_followers, Some(1000));
+    assert_eq!(stats.last_seen, at(300));
+
+    // An author no platform reported followers for has none, not zero.
+    let quiet = author("launch", Platform::Hackernews, "pg");
+    store
+        .add_author_stats(&quiet, &seen(1, 0, None, 10))
+        .await
+        .unwrap();
+    assert_eq!(stats_of(store, &quiet).await.unwrap().max_followers, None);
+    // Zero is a count: it replaces "unknown", and stays below any later count.
+    store
+        .add_author_stats(&quiet, &seen(0, 0, Some(0), 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        stats_of(store, &quiet).await.unwrap().max_followers,
+        Some(0)
+    );
+
+    // Instants are kept to the microsecond, rounded down, in both backends.
+    let precise = author("launch", Platform::X, "precise");
+    let mut delta = seen(1, 0, None, 0);
+    delta.seen_at = Timestamp::new(T0 + 1, 123_456_789).unwrap();
+    store.add_author_stats(&precise, &delta).await.unwrap();
+    assert_eq!(
+        stats_of(store, &precise).await.unwrap().last_seen,
+        Timestamp::new(T0 + 1, 123_456_000).unwrap()
+    );
+}
+
+pub async fn top_authors_rank_by_followers_then_mentions_then_handle_within_the_limit(
+    store: &impl AuthorStore,
+) {
+    let adds = [
+        (Platform::Mastodon, "nobody", None, 9),
+        (Platform::Mastodon, "mid-b", Some(500), 2),
+        (Platform::Bluesky, "mid-a", Some(500), 2),
+        (Platform::X, "mid-a", Some(500), 2),
+        (Platform::Reddit, "chatty", Some(500), 7),
+        (Platform::X, "star", Some(90_000), 1),
+        (Platform::Hackernews, "tiny", Some(0), 30),
+    ];
+    for (platform, handle, followers, mentions) in adds {
+        store
+            .add_author_stats(
+                &author("launch", platform, handle),
+                &seen(mentions, 0, followers, 0),
+            )
+            .await
+            .unwrap();
+    }
+    // Noise in campaigns whose ids share a prefix with `launch`.
+    for campaign in ["launch-eu", "launc", "launch_2"] {
+        store
+            .add_author_stats(
+                &author(campaign, Platform::X, "elsewhere"),
+                &seen(99, 0, Some(u64::from(u32::MAX)), 0),
+            )
+            .await
+            .unwrap();
+    }
+
+    let ranked: Vec<(Platform, String)> = store
+        .top_authors("launch", 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| {
+            assert_eq!(k.campaign, "launch", "other campaigns are not mixed in");
+            (k.platform, k.handle)
+        })
+        .collect();
+    let expected: Vec<(Platform, String)> = [
+        (Platform::X, "star"),
+        // 500 followers: most mentions first, then by handle, then platform name.
+        (Platform::Reddit, "chatty"),
+        (Platform::Bluesky, "mid-a"),
+        (Platform::X, "mid-a"),
+        (Platform::Mastodon, "mid-b"),
+        (Platform::Hackernews, "tiny"),
+        // An unknown follower count ranks last, whatever the mentions.
+        (Platform::Mastodon, "nobody"),
+    ]
+    .into_iter()
+    .map(|(p, h)| (p, h.to_owned()))
+    .collect();
+    assert_eq!(ranked, expected);
+
+    let top3 = store.top_authors("launch", 3).await.unwrap();
+    assert_eq!(top3.len(), 3);
+    assert_eq!(top3[2].0.handle, "mid-a");
+    assert_eq!(top3[0].1.max_followers, Some(90_000));
+    let clamped = store.top_authors("launch", 0).await.unwrap();
+    assert_eq!(clamped.len(), 1, "a limit of 0 is clamped to 1");
+    assert_eq!(clamped[0].0.handle, "star");
+    assert_eq!(
+        store.top_authors("launch", usize::MAX).await.unwrap().len(),
+        7
+    );
+    assert!(store.top_authors("nope", 10).await.unwrap().is_empty());
+    assert_eq!(store.top_authors("launch-eu", 10).await.unwrap().len(), 1);
+}
+
+pub async fn unicode_emoji_and_very_long_handles_round_trip_in_author_stats(
+    store: &impl AuthorStore,
+) {
+    // 2,000 bytes and two handles that agree on their first kilobyte: longer than a
+    // DynamoDB sort key may be, and still two authors.
+    let long_prefix = "👩🏽‍💻".repeat(60);
+    let long_a = format!("{long_prefix}{}a", "ß".repeat(300));
+    let long_b = format!("{long_prefix}{}b", "ß".repeat(300));
+    assert!(long_a.len() > 1024 && long_a.len() < 2048);
+    let mut handles: Vec<String> = TRICKY_TEXTS.iter().map(|t| (*t).to_owned()).collect();
+    handles.extend(["zoë#🦀@hâst.example".to_owned(), long_a, long_b]);
+    for (i, handle) in handles.iter().enumerate() {
+        store
+            .add_author_stats(
+                &author("launch", Platform::Rss, handle),
+                &seen(1, 0, Some(i as u64), 0),
+            )
+            .await
+            .unwrap();
+    }
+    let stored = store.top_authors("launch", 100).await.unwrap();
+    assert_eq!(
+        stored.len(),
+        handles.len(),
+        "every handle is its own author"
+    );
+    for (i, handle) in handles.iter().enumerate() {
+        let (key, stats) = stored
+            .iter()
+            .find(|(k, _)| &k.handle == handle)
+            .unwrap_or_else(|| panic!("handle {i} reads back unchanged"));
+        assert_eq!(key, &author("launch", Platform::Rss, handle));
+        assert_eq!(stats.max_followers, Some(i as u64), "handle {i}");
+        assert_eq!(stats.mentions, 1, "handle {i}");
+    }
 }
 
 // ---------------------------------------------------------------- config documents
