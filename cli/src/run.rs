@@ -18,8 +18,8 @@ use hark_shared::ports::{
 };
 use hark_shared::processing::Processor;
 use hark_shared::publishing::{
-    BatchConfigCache, DispatchSettings, MIN_PUBLISH_VISIBILITY, PublishOutcome, PublisherFactory, PublisherSettings,
-    PublishingError, dispatch_due, handle_publish_message,
+    BatchConfigCache, DispatchSettings, MIN_PUBLISH_VISIBILITY, PublishOutcome, PublisherFactory,
+    PublisherSettings, PublishingError, dispatch_due, handle_publish_message,
 };
 use jiff::SignedDuration;
 

@@ -2,7 +2,6 @@
 //! channels pointing at the fakes, and reading the events queue.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use hark_shared::domain::{Channel, Secret, SecretRef};
 use hark_shared::events::HarkEvent;
@@ -78,7 +77,6 @@ pub async fn drain_events(queue: &dyn MessageQueue) -> Vec<HarkEvent> {
             .expect("receive events");
         if got.is_empty() {
             empty_reads += 1;
-            tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         }
         empty_reads = 0;

@@ -8,12 +8,14 @@
 //! | HTTP 429 + reset | platform | the first create is rate-limited; the reset is 90 s ahead |
 //! | response lost after create | platform | the post is created, the answer arrives after the client gave up |
 //! | 500, then 429 | platform | both, on the first two attempts |
-//! | duplicate SQS message | queue | every publish job is sent twice; the copy arrives a round later |
-//! | racing publishers | queue + workers | the job is sent twice and both copies are handled at the same time |
+//! | duplicate SQS message | queue | the delivery's publish job is sent twice; the copy arrives a round later |
+//! | racing publishers | queue + workers | the job is sent twice and both copies are handled by two invocations at once |
 //! | crash between create and record | store | the write that records PUBLISHED fails once, as if the function died |
 //!
-//! Time is simulated (one scheduler tick per simulated minute); a job whose handler failed
-//! comes back when the queue's visibility timeout ([`MIN_PUBLISH_VISIBILITY`]) has passed.
+//! Time is simulated (one scheduler tick per simulated minute; the claim lease is 2 minutes
+//! here); a job whose handler failed comes back when the queue's visibility timeout, never
+//! shorter than the claim lease, has passed. Invocations get up to ten messages, as Lambda
+//! gives them, and run twelve at a time.
 //!
 //! "Every terminal state emitted exactly one event" is checked as: the set of distinct
 //! event ids on the events queue equals the set of `Delivery::event_id()` of the final
@@ -26,6 +28,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+use futures_util::stream::{self, StreamExt};
 use hark_shared::aws::{DynamoStore, SqsQueue};
 use hark_shared::clock::{Clock, ManualClock};
 use hark_shared::domain::{Delivery, DeliveryState, DeliveryStatus, ScheduledPost};
@@ -38,11 +42,11 @@ use hark_shared::ports::{
     QueueError, QueueName, ReceivedMessage, StoreError,
 };
 use hark_shared::publishing::{
-    DispatchSettings, MIN_PUBLISH_VISIBILITY, PlatformPublishers, PublishJob, PublishOutcome,
+    BatchConfigCache, DispatchSettings, PlatformPublishers, PublishJob, PublishOutcome,
     PublisherSettings, dispatch_due, handle_publish_message, schedule_post,
 };
 use hark_tests::fakes::{FakeMastodon, FakePds, Fault};
-use hark_tests::publishing::{StaticSecrets, bluesky_channel, drain_events, mastodon_channel};
+use hark_tests::publishing::{StaticSecrets, bluesky_channel, mastodon_channel};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -50,6 +54,8 @@ use tokio::sync::Semaphore;
 const POSTS: usize = 500;
 const CONCURRENT_WORKERS: usize = 12;
 const MAX_ROUNDS: usize = 40;
+/// The claim lease, and the publish queue's visibility timeout, in this run.
+const LEASE: SignedDuration = SignedDuration::from_mins(2);
 
 /// The fault planned for one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -223,12 +229,14 @@ struct Rig {
 }
 
 impl Rig {
-    /// One invocation of the publisher function on one message. `true` when the message
-    /// was reported as a batch item failure (it stays on the queue).
-    async fn invoke(&self, message: &ReceivedMessage) -> bool {
-        let response = for_each_record(sqs_event(std::slice::from_ref(message)), |r| async move {
+    /// One invocation of the publisher function on a batch of messages, as Lambda makes
+    /// it (one configuration cache per invocation). Returns the batch item failures (the
+    /// messages that stay on the queue).
+    async fn invoke(&self, messages: &[ReceivedMessage]) -> Vec<String> {
+        let store = &BatchConfigCache::new(&self.store);
+        let response = for_each_record(sqs_event(messages), |r| async move {
             let outcome = handle_publish_message(
-                &self.store,
+                store,
                 &self.queue,
                 &self.publishers,
                 &r.body,
@@ -248,7 +256,10 @@ impl Rig {
             })
         })
         .await;
-        !failed_ids(&response).is_empty()
+        failed_ids(&response)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
     }
 }
 
@@ -268,6 +279,60 @@ fn job_of(m: &ReceivedMessage) -> String {
     serde_json::from_str::<PublishJob>(&m.body)
         .expect("a publish job")
         .delivery_id
+}
+
+/// Deletes handled messages the way the Lambda service does after an invocation: one
+/// `DeleteMessageBatch` per ten receipts.
+async fn delete_handled(sqs: &aws_sdk_sqs::Client, url: &str, receipts: &[String]) {
+    for chunk in receipts.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(r)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let out = sqs
+            .delete_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .unwrap();
+        assert!(out.failed.is_empty(), "{:?}", out.failed);
+    }
+}
+
+/// The events sent so far (read, then deleted in batches).
+async fn take_events(
+    queue: &dyn MessageQueue,
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Vec<HarkEvent> {
+    let mut events = Vec::new();
+    let mut receipts = Vec::new();
+    let mut empty = 0;
+    while empty < 2 {
+        let got = queue
+            .receive(QueueName::Events, 10, SignedDuration::from_mins(15))
+            .await
+            .unwrap();
+        if got.is_empty() {
+            empty += 1;
+            continue;
+        }
+        empty = 0;
+        for m in got {
+            events.push(serde_json::from_str(&m.body).expect("every event is a HarkEvent"));
+            receipts.push(m.receipt);
+        }
+    }
+    delete_handled(sqs, url, &receipts).await;
+    events
 }
 
 /// Everything visible on the publish queue now (each message hidden for 15 real minutes:
@@ -308,31 +373,33 @@ async fn given_1000_deliveries_under_injected_faults_then_no_duplicates_no_losse
         .unwrap();
     store.upsert(&bluesky_channel("sky", &pds)).await.unwrap();
 
-    // ---- schedule 500 posts on both channels, due over the first five minutes (as
+    // ---- schedule 500 posts on both channels, due over the first ten minutes (as
     // `hark apply` would, several at a time)
     let mut plan: BTreeMap<String, (Planned, &'static str)> = BTreeMap::new();
-    let mut scheduling = tokio::task::JoinSet::new();
-    let limit = Arc::new(Semaphore::new(CONCURRENT_WORKERS));
-    for i in 0..POSTS {
-        let (store, queue, limit) = (backend.store.clone(), backend.queue.clone(), limit.clone());
-        scheduling.spawn(async move {
-            let _permit = limit.acquire_owned().await.unwrap();
-            let post: ScheduledPost = serde_json::from_value(serde_json::json!({
-                "id": format!("post-{i:04}"),
-                "at": t0 + SignedDuration::from_millis(600 * i as i64),
-                "channels": ["masto", "sky"],
-                "text": format!("Post {i:04} of the fault-injection run #hark"),
-            }))
-            .unwrap();
-            store.upsert(&post).await.unwrap();
-            let report = schedule_post(&*store, &*queue, &post, false, t0)
-                .await
+    // As `hark apply` does: the channels are read once for the run, not once per post.
+    let cached = BatchConfigCache::new(store);
+    let scheduled: Vec<(usize, Vec<String>)> = stream::iter(0..POSTS)
+        .map(|i| {
+            let (cached, queue) = (&cached, &*backend.queue);
+            async move {
+                let post: ScheduledPost = serde_json::from_value(serde_json::json!({
+                    "id": format!("post-{i:04}"),
+                    "at": t0 + SignedDuration::from_millis(1200 * i as i64),
+                    "channels": ["masto", "sky"],
+                    "text": format!("Post {i:04} of the fault-injection run #hark"),
+                }))
                 .unwrap();
-            (i, report.created)
-        });
-    }
-    while let Some(joined) = scheduling.join_next().await {
-        let (i, created) = joined.unwrap();
+                cached.upsert(&post).await.unwrap();
+                let report = schedule_post(cached, queue, &post, false, t0)
+                    .await
+                    .unwrap();
+                (i, report.created)
+            }
+        })
+        .buffer_unordered(CONCURRENT_WORKERS)
+        .collect()
+        .await;
+    for (i, created) in scheduled {
         for (c, id) in created.iter().enumerate() {
             let platform = if c == 0 { "mastodon" } else { "bluesky" };
             plan.insert(id.clone(), (Planned::for_index(i), platform));
@@ -384,13 +451,19 @@ async fn given_1000_deliveries_under_injected_faults_then_no_duplicates_no_losse
         clock: clock.clone(),
         settings: PublisherSettings {
             owner: "fault-injection".into(),
+            // Shorter than in production (the function timeout here is "instant"), so a
+            // crashed attempt is recovered two ticks later; the queue's visibility timeout
+            // below is kept at least this long, as the contract requires.
+            claim_lease: LEASE,
             ..PublisherSettings::default()
         },
         outcomes: Mutex::new(Vec::new()),
     });
 
     // ---- run: one scheduler tick per simulated minute, then the publish queue drained by
-    // concurrent "invocations"
+    // concurrent invocations of up to ten messages each
+    let publish_url = backend.queue_urls[&QueueName::Publish].clone();
+    let events_url = backend.queue_urls[&QueueName::Events].clone();
     let mut deferred: Vec<(ReceivedMessage, Timestamp)> = Vec::new();
     let mut events: Vec<HarkEvent> = Vec::new();
     let mut rounds = 0;
@@ -413,54 +486,60 @@ async fn given_1000_deliveries_under_injected_faults_then_no_duplicates_no_losse
             redeliveries += 1;
         }
         let messages = receive_all(&rig.queue).await;
-        // A duplicate's second copy arrives a round later; racing copies are handled by
-        // two invocations at the same moment.
+        // A duplicate's second copy arrives a round later; the two copies of a racing job
+        // go to two invocations running at the same moment.
         let mut groups: BTreeMap<String, Vec<ReceivedMessage>> = BTreeMap::new();
         for m in messages {
             groups.entry(job_of(&m)).or_default().push(m);
         }
+        let mut work: Vec<Vec<Vec<ReceivedMessage>>> = Vec::new();
+        let mut plain: Vec<ReceivedMessage> = Vec::new();
+        for (id, mut copies) in groups {
+            if copies.len() == 2 && racing.contains(&id) {
+                let other = copies.pop().unwrap();
+                work.push(vec![copies, vec![other]]);
+                continue;
+            }
+            for later in copies.split_off(1) {
+                deferred.push((later, now + SignedDuration::from_secs(60)));
+            }
+            plain.extend(copies);
+        }
+        work.extend(plain.chunks(10).map(|batch| vec![batch.to_vec()]));
         let limit = Arc::new(Semaphore::new(CONCURRENT_WORKERS));
         let mut tasks = tokio::task::JoinSet::new();
-        for (id, mut copies) in groups {
-            if copies.len() > 1 && !racing.contains(&id) {
-                for later in copies.split_off(1) {
-                    deferred.push((later, now + SignedDuration::from_secs(60)));
-                }
-            }
+        for invocations in work {
             let (rig, limit) = (rig.clone(), limit.clone());
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await.unwrap();
-                let mut handled = Vec::new();
-                if let [a, b] = copies.as_slice() {
-                    let (fa, fb) = tokio::join!(rig.invoke(a), rig.invoke(b));
-                    handled.push((a.clone(), fa));
-                    handled.push((b.clone(), fb));
-                } else {
-                    for m in copies {
-                        let failed = rig.invoke(&m).await;
-                        handled.push((m, failed));
+                let failed = match invocations.as_slice() {
+                    [a, b] => {
+                        let (fa, fb) = tokio::join!(rig.invoke(a), rig.invoke(b));
+                        [fa, fb].concat()
                     }
-                }
-                handled
+                    [one] => rig.invoke(one).await,
+                    _ => unreachable!("one or two invocations"),
+                };
+                (invocations.concat(), failed)
             });
         }
         let mut worked = false;
+        let mut handled = Vec::new();
         while let Some(joined) = tasks.join_next().await {
-            for (m, failed) in joined.unwrap() {
+            let (messages, failed) = joined.unwrap();
+            for m in messages {
                 worked = true;
-                if failed {
+                if failed.contains(&m.message_id) {
                     // Back after the visibility timeout, which is at least the claim lease.
-                    deferred.push((m, now + MIN_PUBLISH_VISIBILITY));
+                    deferred.push((m, now + LEASE));
                 } else {
-                    rig.queue
-                        .delete(QueueName::Publish, &m.receipt)
-                        .await
-                        .unwrap();
+                    handled.push(m.receipt);
                 }
             }
         }
-        events.extend(drain_events(&rig.queue.inner).await);
-        if !worked && deferred.is_empty() && now > t0 + SignedDuration::from_mins(6) {
+        delete_handled(&backend.sqs, &publish_url, &handled).await;
+        events.extend(take_events(&rig.queue.inner, &backend.sqs, &events_url).await);
+        if !worked && deferred.is_empty() && now > t0 + SignedDuration::from_mins(11) {
             let open = rig
                 .store
                 .list_deliveries(None)
@@ -495,7 +574,7 @@ async fn given_1000_deliveries_under_injected_faults_then_no_duplicates_no_losse
             .entry(rkeys.get(rkey).cloned().unwrap_or_else(|| rkey.clone()))
             .or_default() += 1;
     }
-    events.extend(drain_events(&rig.queue.inner).await);
+    events.extend(take_events(&rig.queue.inner, &backend.sqs, &events_url).await);
     let mut event_ids: BTreeMap<String, usize> = BTreeMap::new();
     for e in &events {
         *event_ids.entry(e.event_id()).or_default() += 1;
@@ -545,7 +624,7 @@ async fn given_1000_deliveries_under_injected_faults_then_no_duplicates_no_losse
         "other",
         "posts on platf.",
         "attempts",
-        "dup jobs seen"
+        "late/dup jobs"
     );
     let mut total = Row::default();
     for ((planned, platform), r) in &rows {

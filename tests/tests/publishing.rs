@@ -986,3 +986,35 @@ async fn given_an_operator_then_queued_deliveries_cancel_sent_ones_refuse_and_on
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn given_a_cancellation_recorded_but_not_announced_when_cancelled_again_then_it_is_announced_once()
+ {
+    let w = World::new().await;
+    let post = w.post(serde_json::json!({"id": "p", "at": t(600)})).await;
+    let ids = w.schedule(&post).await.unwrap();
+    let mut d = w.delivery(&ids[0]).await;
+    d.cancel("cancelled by operator", t(1)).unwrap();
+    w.store.update_delivery(&d).await.unwrap();
+    // The command died before the event went out; the operator runs it again.
+    let again = cancel_delivery(
+        &*w.store,
+        &*w.store,
+        &ids[0],
+        "cancelled by operator",
+        w.now(),
+    )
+    .await
+    .unwrap();
+    assert!(!again.event_pending);
+    assert!(matches!(
+        &w.events().await[..],
+        [HarkEvent::PostCancelled { .. }]
+    ));
+    let refused = cancel_delivery(&*w.store, &*w.store, &ids[0], "x", w.now()).await;
+    assert!(
+        refused.is_err(),
+        "announced now: a further cancel is refused"
+    );
+    assert!(w.events().await.is_empty());
+}

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use super::PublishingError;
 use super::publisher::announce;
 use super::reauth::clear_flag;
-use crate::domain::{Channel, Delivery, DeliveryState, Platform};
+use crate::domain::{Channel, Delivery, DeliveryState, DeliveryStatus, Platform};
 use crate::ports::{ConfigStore, DeliveryStore, MessageQueue, StoreError};
 
 /// One delivery as `hark posts --json` prints it (one JSON object per line). `post`,
@@ -100,6 +100,14 @@ pub async fn cancel_delivery<S>(
 where
     S: ConfigStore + DeliveryStore,
 {
+    // A cancellation recorded but not announced (the command failed half-way) is
+    // announced now instead of being refused as "already cancelled".
+    if let Some(d) = store.get_delivery(id).await?
+        && d.status() == DeliveryStatus::Cancelled
+        && d.event_pending
+    {
+        return announce(store, queue, d, None, now).await;
+    }
     let cancelled = change(store, id, |d| d.cancel(reason, now)).await?;
     announce(store, queue, cancelled, None, now).await
 }

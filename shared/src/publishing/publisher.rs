@@ -41,7 +41,12 @@ pub struct PublisherSettings {
 impl Default for PublisherSettings {
     fn default() -> Self {
         PublisherSettings {
-            owner: format!("publisher-{}", std::process::id()),
+            // Lambda containers often share a pid: the start instant tells them apart.
+            owner: format!(
+                "publisher-{}-{:x}",
+                std::process::id(),
+                jiff::Timestamp::now().as_nanosecond() % 0xffff_ffff
+            ),
             claim_lease: CLAIM_LEASE,
             max_attempts: 8,
             backoff: Backoff::default(),
