@@ -17,7 +17,7 @@ use jiff::{SignedDuration, Timestamp};
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
-use super::http::{HttpClient, clip, transport_error};
+use super::http::{Answer, HttpClient, clip, exchange};
 use super::{OutgoingPost, PlatformError, Published, Publisher, ratelimit};
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{Platform, Secret};
@@ -83,20 +83,11 @@ impl Publisher for DiscordPublisher {
             // Campaign text must not ping @everyone, roles or users by accident.
             "allowed_mentions": { "parse": [] },
         });
-        let response = self
-            .http
-            .client()
-            .post(url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| transport_error(PLATFORM, &e, false))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(PLATFORM, &e, false))?;
+        let Answer {
+            status,
+            headers,
+            body: bytes,
+        } = exchange(PLATFORM, self.http.client().post(url).json(&body), false).await?;
         let published = interpret_execute_webhook(status, &headers, &bytes, self.clock.now())?;
         tracing::info!(platform = %PLATFORM, id = %published.platform_id, "message sent");
         Ok(published)

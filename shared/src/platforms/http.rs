@@ -144,6 +144,39 @@ impl HttpClient {
     }
 }
 
+/// A platform's whole answer to one request.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// Sends `request` and reads the whole answer; transport failures (while sending or while
+/// reading the body) are classified once, by [`transport_error`].
+pub async fn exchange(
+    platform: Platform,
+    request: reqwest::RequestBuilder,
+    idempotent: bool,
+) -> Result<Answer, PlatformError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| transport_error(platform, &e, idempotent))?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| transport_error(platform, &e, idempotent))?
+        .to_vec();
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
 /// Classifies a transport error. `idempotent` says whether repeating the request is
 /// harmless (reads, or creates guarded by an idempotency key / client-chosen id).
 pub fn transport_error(

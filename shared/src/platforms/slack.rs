@@ -14,7 +14,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use reqwest::header::HeaderMap;
 
-use super::http::{HttpClient, clip, transport_error};
+use super::http::{Answer, HttpClient, clip, exchange};
 use super::{OutgoingPost, PlatformError, Published, Publisher, ratelimit};
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{Platform, Secret};
@@ -71,20 +71,19 @@ impl Publisher for SlackPublisher {
             .http
             .checked_url(PLATFORM, self.webhook_url.expose())
             .await?;
-        let response = self
-            .http
-            .client()
-            .post(url)
-            .json(&serde_json::json!({ "text": text }))
-            .send()
-            .await
-            .map_err(|e| transport_error(PLATFORM, &e, false))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(PLATFORM, &e, false))?;
+        let Answer {
+            status,
+            headers,
+            body: bytes,
+        } = exchange(
+            PLATFORM,
+            self.http
+                .client()
+                .post(url)
+                .json(&serde_json::json!({ "text": text })),
+            false,
+        )
+        .await?;
         interpret_webhook_response(status, &headers, &bytes, self.clock.now())?;
         tracing::info!(platform = %PLATFORM, "message sent");
         Ok(Published {

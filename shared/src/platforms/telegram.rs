@@ -3,7 +3,7 @@
 //! Quirks (<https://core.telegram.org/bots/api#sendmessage>, `platform-apis.md` §10):
 //! - The bot token is part of the URL path (`/bot<token>/sendMessage`). reqwest puts the URL
 //!   in its error messages, so no reqwest error, request URL or response URL is ever
-//!   formatted here: transport errors go through [`transport_error`], which describes the
+//!   formatted here: transport errors go through [`transport_error`](super::http::transport_error), which describes the
 //!   failure without the URL.
 //! - Errors are `{"ok":false,"error_code":N,"description":"..."}`; a flood-wait 429 carries
 //!   the wait in the body, `parameters.retry_after` (seconds), not in a header.
@@ -16,7 +16,7 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use url::Url;
 
-use super::http::{HttpClient, clip, transport_error};
+use super::http::{Answer, HttpClient, clip, exchange};
 use super::{OutgoingPost, PlatformError, Published, Publisher, ratelimit};
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{Platform, Secret};
@@ -112,20 +112,11 @@ impl Publisher for TelegramPublisher {
             "text": text,
             "link_preview_options": { "is_disabled": !self.link_previews },
         });
-        let response = self
-            .http
-            .client()
-            .post(url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| transport_error(PLATFORM, &e, false))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(PLATFORM, &e, false))?;
+        let Answer {
+            status,
+            headers,
+            body: bytes,
+        } = exchange(PLATFORM, self.http.client().post(url).json(&body), false).await?;
         let published = interpret_send_message(status, &headers, &bytes, self.clock.now())?;
         tracing::info!(platform = %PLATFORM, id = %published.platform_id, "message sent");
         Ok(published)

@@ -18,7 +18,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use sha2::{Digest, Sha256};
 
-use super::http::{HttpClient, classify_status, clip, transport_error};
+use super::http::{Answer, HttpClient, classify_status, clip, exchange};
 use super::{OutgoingPost, PlatformError, Published, Publisher};
 use crate::clock::{Clock, SystemClock};
 use crate::domain::{Platform, Secret};
@@ -137,23 +137,22 @@ impl WebhookNotifier {
     async fn send(&self, body: Vec<u8>) -> Result<(), PlatformError> {
         let url = self.http.checked_url(PLATFORM, self.url.expose()).await?;
         let now = self.clock.now();
-        let response = self
-            .http
-            .client()
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(SIGNATURE_HEADER, signature(&self.signing_secret, &body))
-            .header(TIMESTAMP_HEADER, now.as_second().to_string())
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| transport_error(PLATFORM, &e, false))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(PLATFORM, &e, false))?;
+        let Answer {
+            status,
+            headers,
+            body: bytes,
+        } = exchange(
+            PLATFORM,
+            self.http
+                .client()
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(SIGNATURE_HEADER, signature(&self.signing_secret, &body))
+                .header(TIMESTAMP_HEADER, now.as_second().to_string())
+                .body(body),
+            false,
+        )
+        .await?;
         interpret_response(status, &headers, &bytes, now)
     }
 }
