@@ -116,3 +116,35 @@ pub fn embedded_backend() -> Arc<EmbeddedStore> {
         .expect("open an in-memory SQLite store"),
     )
 }
+
+/// Implements `ConfigStore` for a fault-injecting test wrapper by passing every call to its
+/// `inner` store (the wrappers only intercept the ports they break).
+#[macro_export]
+macro_rules! delegate_config_store {
+    ($wrapper:ty) => {
+        #[async_trait::async_trait]
+        impl hark_shared::ports::ConfigStore for $wrapper {
+            async fn get_document(
+                &self,
+                kind: hark_shared::ports::EntityKind,
+                id: &str,
+            ) -> Result<Option<serde_json::Value>, hark_shared::ports::StoreError> {
+                self.inner.get_document(kind, id).await
+            }
+            async fn put_document(
+                &self,
+                kind: hark_shared::ports::EntityKind,
+                id: &str,
+                doc: &serde_json::Value,
+            ) -> Result<(), hark_shared::ports::StoreError> {
+                self.inner.put_document(kind, id, doc).await
+            }
+            async fn list_documents(
+                &self,
+                kind: hark_shared::ports::EntityKind,
+            ) -> Result<Vec<serde_json::Value>, hark_shared::ports::StoreError> {
+                self.inner.list_documents(kind).await
+            }
+        }
+    };
+}

@@ -13,13 +13,12 @@ use hark_shared::listening::{MentionBatch, PollerSettings, handle_poll_message, 
 use hark_shared::platforms::HttpClient;
 use hark_shared::platforms::listeners::PlatformListeners;
 use hark_shared::ports::{
-    AggregateStore, ConfigStore, CursorStore, EntityKind, MessageQueue, QueueName, StoreError,
+    AggregateStore, ConfigStore, CursorStore, MessageQueue, QueueName, StoreError,
 };
 use hark_shared::processing::{Processor, list_mentions};
 use hark_shared::secrets::EnvSecretResolver;
 use hark_tests::fakes::{FakeFeed, FakeHackerNews, FakeMastodon};
 use jiff::{SignedDuration, Timestamp};
-use serde_json::Value;
 
 struct Platforms {
     mastodon: FakeMastodon,
@@ -56,6 +55,29 @@ fn listeners() -> PlatformListeners {
     PlatformListeners::new(HttpClient::new(true).unwrap(), Arc::new(EnvSecretResolver))
 }
 
+/// The poller Lambda's handler on these messages, exactly as Lambda would call it.
+async fn poll_handler<S: ConfigStore + CursorStore>(
+    store: &S,
+    queue: &dyn MessageQueue,
+    listeners: &PlatformListeners,
+    messages: &[hark_shared::ports::ReceivedMessage],
+    now: Timestamp,
+) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    for_each_record(sqs_event(messages), |r| async move {
+        handle_poll_message(
+            store,
+            queue,
+            listeners,
+            &r.body,
+            now,
+            &PollerSettings::default(),
+        )
+        .await
+        .map(|_| Disposition::Done)
+    })
+    .await
+}
+
 /// One scheduler tick, then the poll queue drained through the poller's handler exactly as
 /// Lambda would call it. Failed messages are made visible again at once (a redelivery).
 /// Returns how many poll messages failed.
@@ -75,22 +97,7 @@ async fn tick<S: ConfigStore + CursorStore>(
         if messages.is_empty() {
             break;
         }
-        let response = for_each_record(sqs_event(&messages), |r| {
-            let listeners = &listeners;
-            async move {
-                handle_poll_message(
-                    store,
-                    queue,
-                    listeners,
-                    &r.body,
-                    now,
-                    &PollerSettings::default(),
-                )
-                .await
-                .map(|_| Disposition::Done)
-            }
-        })
-        .await;
+        let response = poll_handler(store, queue, &listeners, &messages, now).await;
         let failed = failed_ids(&response);
         failures += failed.len();
         for m in &messages {
@@ -217,31 +224,15 @@ async fn given_three_platforms_when_ticks_run_then_each_item_is_queued_once_and_
 
 /// The real store, except that the next cursor save after `arm()` fails, as if the
 /// function crashed after queueing the mentions and before writing the cursor.
-struct CrashBeforeCursorWrite<S> {
-    inner: S,
+struct CrashBeforeCursorWrite {
+    inner: hark_shared::aws::DynamoStore,
     armed: AtomicBool,
 }
 
-#[async_trait::async_trait]
-impl<S: ConfigStore> ConfigStore for CrashBeforeCursorWrite<S> {
-    async fn get_document(&self, kind: EntityKind, id: &str) -> Result<Option<Value>, StoreError> {
-        self.inner.get_document(kind, id).await
-    }
-    async fn put_document(
-        &self,
-        kind: EntityKind,
-        id: &str,
-        doc: &Value,
-    ) -> Result<(), StoreError> {
-        self.inner.put_document(kind, id, doc).await
-    }
-    async fn list_documents(&self, kind: EntityKind) -> Result<Vec<Value>, StoreError> {
-        self.inner.list_documents(kind).await
-    }
-}
+hark_tests::delegate_config_store!(CrashBeforeCursorWrite);
 
 #[async_trait::async_trait]
-impl<S: CursorStore> CursorStore for CrashBeforeCursorWrite<S> {
+impl CursorStore for CrashBeforeCursorWrite {
     async fn get_cursor(&self, source_id: &str) -> Result<Option<Cursor>, StoreError> {
         self.inner.get_cursor(source_id).await
     }
@@ -300,22 +291,7 @@ async fn given_a_crash_after_queueing_and_before_the_cursor_write_then_nothing_i
         .await
         .unwrap();
     assert_eq!(messages.len(), 1);
-    let response = for_each_record(sqs_event(&messages), |r| {
-        let (store, listeners) = (&store, &listeners);
-        async move {
-            handle_poll_message(
-                store,
-                queue,
-                listeners,
-                &r.body,
-                t0,
-                &PollerSettings::default(),
-            )
-            .await
-            .map(|_| Disposition::Done)
-        }
-    })
-    .await;
+    let response = poll_handler(&store, queue, &listeners, &messages, t0).await;
     assert_eq!(
         failed_ids(&response).len(),
         1,
@@ -335,22 +311,7 @@ async fn given_a_crash_after_queueing_and_before_the_cursor_write_then_nothing_i
         .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].receive_count, 2);
-    let response = for_each_record(sqs_event(&again), |r| {
-        let (store, listeners) = (&store, &listeners);
-        async move {
-            handle_poll_message(
-                store,
-                queue,
-                listeners,
-                &r.body,
-                t0,
-                &PollerSettings::default(),
-            )
-            .await
-            .map(|_| Disposition::Done)
-        }
-    })
-    .await;
+    let response = poll_handler(&store, queue, &listeners, &again, t0).await;
     assert!(failed_ids(&response).is_empty());
     queue
         .delete(QueueName::Poll, &again[0].receipt)

@@ -38,8 +38,8 @@ use hark_shared::lambda::{Disposition, failed_ids, for_each_record, sqs_event};
 use hark_shared::platforms::HttpClient;
 use hark_shared::platforms::bluesky::record_key;
 use hark_shared::ports::{
-    ConfigStore, CreateOutcome, DeliveryStore, EntityKind, MAX_BATCH_MESSAGES, MessageQueue,
-    QueueError, QueueName, ReceivedMessage, StoreError,
+    ConfigStore, CreateOutcome, DeliveryStore, MAX_BATCH_MESSAGES, MessageQueue, QueueError,
+    QueueName, ReceivedMessage, StoreError,
 };
 use hark_shared::publishing::{
     BatchConfigCache, DispatchSettings, PlatformPublishers, PublishJob, PublishOutcome,
@@ -48,7 +48,6 @@ use hark_shared::publishing::{
 use hark_tests::fakes::{FakeMastodon, FakePds, Fault};
 use hark_tests::publishing::{StaticSecrets, bluesky_channel, mastodon_channel};
 use jiff::{SignedDuration, Timestamp};
-use serde_json::Value;
 use tokio::sync::Semaphore;
 
 const POSTS: usize = 500;
@@ -121,23 +120,7 @@ struct CrashingStore {
     crashes: AtomicUsize,
 }
 
-#[async_trait::async_trait]
-impl ConfigStore for CrashingStore {
-    async fn get_document(&self, kind: EntityKind, id: &str) -> Result<Option<Value>, StoreError> {
-        self.inner.get_document(kind, id).await
-    }
-    async fn put_document(
-        &self,
-        kind: EntityKind,
-        id: &str,
-        doc: &Value,
-    ) -> Result<(), StoreError> {
-        self.inner.put_document(kind, id, doc).await
-    }
-    async fn list_documents(&self, kind: EntityKind) -> Result<Vec<Value>, StoreError> {
-        self.inner.list_documents(kind).await
-    }
-}
+hark_tests::delegate_config_store!(CrashingStore);
 
 #[async_trait::async_trait]
 impl DeliveryStore for CrashingStore {

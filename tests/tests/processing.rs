@@ -12,11 +12,10 @@ use hark_shared::embedded::EmbeddedStore;
 use hark_shared::listening::MentionBatch;
 use hark_shared::ports::{
     AggregateStore, AuthorDelta, AuthorKey, AuthorStats, AuthorStore, ConfigStore, Counters,
-    EntityKind, HourBucket, MentionQuery, MentionStore, Page, PutOutcome, StoreError,
+    HourBucket, MentionQuery, MentionStore, Page, PutOutcome, StoreError,
 };
 use hark_shared::processing::{ProcessError, Processor, list_mentions};
 use jiff::Timestamp;
-use serde_json::Value;
 
 fn t(s: i64) -> Timestamp {
     Timestamp::from_second(1_780_272_000 + s).unwrap()
@@ -354,23 +353,7 @@ struct AuthorFaults {
     calls: AtomicUsize,
 }
 
-#[async_trait::async_trait]
-impl ConfigStore for AuthorFaults {
-    async fn get_document(&self, kind: EntityKind, id: &str) -> Result<Option<Value>, StoreError> {
-        self.inner.get_document(kind, id).await
-    }
-    async fn put_document(
-        &self,
-        kind: EntityKind,
-        id: &str,
-        doc: &Value,
-    ) -> Result<(), StoreError> {
-        self.inner.put_document(kind, id, doc).await
-    }
-    async fn list_documents(&self, kind: EntityKind) -> Result<Vec<Value>, StoreError> {
-        self.inner.list_documents(kind).await
-    }
-}
+hark_tests::delegate_config_store!(AuthorFaults);
 
 #[async_trait::async_trait]
 impl MentionStore for AuthorFaults {
