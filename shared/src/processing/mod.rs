@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Mutex;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 
 use crate::analysis::Analyzer;
 use crate::domain::{Campaign, Mention, Platform, SentimentLabel};
@@ -380,9 +380,6 @@ struct AuthorStatsNotAdded {
     platform: Platform,
     handle: String,
 }
-
-/// The window of mentions `hark mentions` lists by default.
-pub const DEFAULT_LISTING_WINDOW: SignedDuration = SignedDuration::from_hours(24 * 365);
 
 /// Lists mentions of one campaign (or of all campaigns and the unmatched) in a time range,
 /// oldest first, each once.
