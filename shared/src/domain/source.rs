@@ -14,6 +14,10 @@ pub struct Source {
     /// API base URL (instance, API host or a fake server in tests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
+    /// The account the source reads as or about, when the platform needs one: the Bluesky
+    /// handle that logs in, the Facebook page id, the YouTube channel id (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// Feed URL (RSS/Atom).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,

@@ -74,6 +74,19 @@ pub struct Published {
     pub url: Option<String>,
 }
 
+/// What a look through an account's recent posts found (see [`Publisher::find_published`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// A post with exactly this text exists: the earlier attempt did create it.
+    Found(Published),
+    /// Every post of the account created since `since` was read and none has this text:
+    /// it is certain the earlier attempt created nothing.
+    NotFound,
+    /// This client cannot look (no read API, or not implemented): the caller must not
+    /// conclude anything.
+    Unsupported,
+}
+
 /// Creates posts (or messages) on one configured channel.
 #[async_trait::async_trait]
 pub trait Publisher: Send + Sync {
@@ -84,4 +97,17 @@ pub trait Publisher: Send + Sync {
         post: &OutgoingPost,
         idempotency_key: &str,
     ) -> Result<Published, PlatformError>;
+
+    /// Settles an ambiguous create on platforms without an idempotency guard: reads the
+    /// account's own posts created at or after `since` (newest first, following pages
+    /// until older than `since`) and looks for one whose text is exactly the text this
+    /// client would have sent for `post`. Never "the newest post".
+    async fn find_published(
+        &self,
+        post: &OutgoingPost,
+        since: Timestamp,
+    ) -> Result<Lookup, PlatformError> {
+        let _ = (post, since);
+        Ok(Lookup::Unsupported)
+    }
 }
