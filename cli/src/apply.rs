@@ -279,7 +279,7 @@ impl<'a> Validator<'a> {
         let source_ids = self.ids("sources", &parsed.sources, &sources);
         let campaign_ids = self.ids("campaigns", &parsed.campaigns, &campaigns);
         let channel_ids = self.ids("channels", &parsed.channels, &channels);
-        let post_ids = self.ids("posts", &parsed.posts, &posts);
+        self.ids("posts", &parsed.posts, &posts);
         let channel_platforms: HashMap<&str, Platform> = parsed
             .channels
             .iter()
@@ -347,6 +347,17 @@ impl<'a> Validator<'a> {
                     "the query must not be empty".to_owned(),
                 );
             }
+            if let Some(zone) = &c.policy.time_zone
+                && jiff::tz::TimeZone::get(zone).is_err()
+            {
+                self.report(
+                    start,
+                    end,
+                    &["time_zone", zone],
+                    format!("campaigns[{i}].policy.time_zone"),
+                    format!("unknown IANA time zone `{zone}` (e.g. Europe/Berlin)"),
+                );
+            }
             for s in &c.sources {
                 if !source_ids.contains(s.as_str()) {
                     self.report(
@@ -399,14 +410,44 @@ impl<'a> Validator<'a> {
                                 format!("unknown channel `{ch}`{}", suggest(ch, &channel_ids)),
                             );
                         }
-                        TriggerAction::Publish(p) if !post_ids.contains(p.as_str()) => {
-                            self.report(
-                                start,
-                                end,
-                                &[p],
-                                format!("{field}.actions"),
-                                format!("unknown post `{p}`{}", suggest(p, &post_ids)),
-                            );
+                        TriggerAction::Publish(template) => {
+                            if template.channels.is_empty() {
+                                self.report(
+                                    start,
+                                    end,
+                                    &["publish"],
+                                    format!("{field}.actions"),
+                                    "publish needs at least one channel".to_owned(),
+                                );
+                            }
+                            for ch in &template.channels {
+                                if !channel_ids.contains(ch.as_str()) {
+                                    self.report(
+                                        start,
+                                        end,
+                                        &[ch],
+                                        format!("{field}.actions"),
+                                        format!(
+                                            "unknown channel `{ch}`{}",
+                                            suggest(ch, &channel_ids)
+                                        ),
+                                    );
+                                }
+                            }
+                            for name in template.unknown_placeholders() {
+                                self.report(
+                                    start,
+                                    end,
+                                    &[&name],
+                                    format!("{field}.actions"),
+                                    format!(
+                                        "unknown placeholder `{{{name}}}` (known: {})",
+                                        hark_shared::domain::TEMPLATE_PLACEHOLDERS
+                                            .map(|p| format!("{{{p}}}"))
+                                            .join(", ")
+                                    ),
+                                );
+                            }
                         }
                         _ => {}
                     }

@@ -46,6 +46,7 @@ async fn configure<S: ConfigStore>(store: &S, p: &Platforms) {
             sources: vec!["masto".into(), "hn".into(), "blog".into()],
             triggers: vec![],
             active: true,
+            policy: Default::default(),
         })
         .await
         .unwrap();
@@ -277,6 +278,7 @@ async fn given_a_crash_after_queueing_and_before_the_cursor_write_then_nothing_i
             sources: vec!["masto".into()],
             triggers: vec![],
             active: true,
+            policy: Default::default(),
         })
         .await
         .unwrap();

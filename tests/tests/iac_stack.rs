@@ -384,6 +384,7 @@ async fn given_the_deployed_stack_when_a_source_is_polled_and_processed_then_its
             sources: vec![source_id.clone()],
             triggers: vec![],
             active: true,
+            policy: Default::default(),
         })
         .await
         .unwrap();

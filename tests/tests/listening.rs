@@ -33,6 +33,7 @@ fn campaign(id: &str, sources: &[&str], active: bool) -> Campaign {
         sources: sources.iter().map(|s| s.to_string()).collect(),
         triggers: vec![],
         active,
+        policy: Default::default(),
     }
 }
 

@@ -68,6 +68,7 @@ async fn campaigns<S: ConfigStore>(store: &S) {
                 sources: sources.into_iter().map(String::from).collect(),
                 triggers: vec![],
                 active: id != "old",
+                policy: Default::default(),
             })
             .await
             .unwrap();

@@ -22,7 +22,7 @@ use super::records::{self, AggregateRecord, Attributes, AuthorIdentity, AuthorRe
 use crate::domain::{Cursor, Delivery, DeliveryStatus, Mention, MentionKey, Platform};
 use crate::ports::{
     AggregateStore, AuthorDelta, AuthorKey, AuthorStats, AuthorStore, ConfigStore, Counters,
-    CreateOutcome, CursorStore, DeliveryStore, EntityKind, FireOutcome, Firing, HourBucket,
+    CreateOutcome, CursorStore, DeliveryStore, EntityKind, FireOutcome, Firing, FiringRecord, HourBucket,
     MAX_TOP_AUTHORS, MentionQuery, MentionStore, Page, PutOutcome, StoreError, TriggerState,
     TriggerStore, author_rank,
 };
@@ -855,6 +855,7 @@ impl TriggerStore for DynamoStore {
             fired_at: firing.now,
             cooldown_until: firing.cooldown_until,
             fired_count: 1,
+            pending_event: Some(firing.event.clone()),
         };
         let mut update = Update::default();
         for (name, value) in sorted(records::encode("trigger", &key.pk, &state)?) {
@@ -909,6 +910,94 @@ impl TriggerStore for DynamoStore {
             .await?
             .map(|item| records::decode("trigger", item))
             .transpose()
+    }
+
+    async fn mark_announced(
+        &self,
+        campaign: &str,
+        rule: &str,
+        window_start: Timestamp,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&*self.table)
+            .set_key(Some(keys::trigger(campaign, rule).to_attributes()))
+            .update_expression("REMOVE #pending")
+            .condition_expression("#window = :window")
+            .expression_attribute_names("#pending", "pending_event")
+            .expression_attribute_names("#window", keys::WINDOW_START_NS)
+            .expression_attribute_values(":window", number(window_start.as_nanosecond()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match err.as_service_error() {
+                // A newer firing (or none): its own pending event stays.
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(()),
+                _ => Err(backend("UpdateItem trigger announced", err)),
+            },
+        }
+    }
+
+    async fn record_firing(&self, record: &FiringRecord) -> Result<(), StoreError> {
+        let key = keys::firing(&record.campaign, record.window_start, &record.rule);
+        let mut item = records::encode("firing", &key.sk, record)?;
+        key.add_to(&mut item);
+        self.client
+            .put_item()
+            .table_name(&*self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| backend("PutItem firing", e))?;
+        Ok(())
+    }
+
+    async fn list_firings(&self, campaign: &str) -> Result<Vec<FiringRecord>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&*self.table)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::firings_pk(campaign)));
+        self.query_all("Query firings", query)
+            .await?
+            .into_iter()
+            .map(|item| records::decode("firing", item))
+            .collect()
+    }
+
+    async fn take_budget(
+        &self,
+        key: &str,
+        limit: u32,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        if limit == 0 {
+            return Ok(false);
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&*self.table)
+            .set_key(Some(keys::budget(key).to_attributes()))
+            .update_expression("ADD #used :one SET #expires = :expires")
+            .condition_expression("attribute_not_exists(PK) OR #used < :limit")
+            .expression_attribute_names("#used", "used")
+            .expression_attribute_names("#expires", keys::EXPIRES_AT)
+            .expression_attribute_values(":one", number(1))
+            .expression_attribute_values(":limit", number(limit))
+            .expression_attribute_values(":expires", number(expires_at.as_second()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                _ => Err(backend("UpdateItem budget", err)),
+            },
+        }
     }
 }
 

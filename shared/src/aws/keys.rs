@@ -10,6 +10,8 @@
 //! | config document | `CONFIG#<kind>` | `<id>` | | |
 //! | delivery | `DELIVERY#<id>` | `DELIVERY` | `DUE#QUEUED` while queued | `<due µs>#<id>` |
 //! | trigger state | `TRIGGER#<campaign>#<rule>` | `STATE` | | |
+//! | trigger firing | `FIRINGS#<campaign>` | `<window start µs>#<rule>` | | |
+//! | budget counter | `BUDGET#<key>` | `COUNT` | | |
 //!
 //! Instants in sort keys are zero-padded so that byte order (DynamoDB compares string keys
 //! by their UTF-8 bytes) is chronological order. User ids cannot contain `#`
@@ -276,6 +278,24 @@ pub(crate) fn due_until(now: Timestamp) -> String {
 
 pub(crate) fn trigger(campaign: &str, rule: &str) -> ItemKey {
     ItemKey::new(format!("TRIGGER#{campaign}#{rule}"), "STATE")
+}
+
+/// The partition of a campaign's firing history.
+pub(crate) fn firings_pk(campaign: &str) -> String {
+    format!("FIRINGS#{campaign}")
+}
+
+/// One firing in the history: ordered by window start, then rule.
+pub(crate) fn firing(campaign: &str, window_start: Timestamp, rule: &str) -> ItemKey {
+    ItemKey::new(
+        firings_pk(campaign),
+        format!("{}#{rule}", micros(window_start)),
+    )
+}
+
+/// A counted budget (the publish policy gate's daily budget).
+pub(crate) fn budget(key: &str) -> ItemKey {
+    ItemKey::new(format!("BUDGET#{key}"), "COUNT")
 }
 
 // ------------------------------------------------------------------ page tokens

@@ -478,6 +478,7 @@ mod tests {
             fired_at: t(3700),
             cooldown_until: t(5500),
             fired_count: 2,
+            pending_event: Some(r#"{"type":"TriggerFired"}"#.to_owned()),
         };
         let mut item = encode("trigger", "x", &state).unwrap();
         item.insert(

@@ -21,6 +21,88 @@ pub struct Campaign {
     /// Inactive campaigns are not matched and their triggers do not fire.
     #[serde(default = "yes")]
     pub active: bool,
+    /// The gate every automatic post of this campaign passes (see [`PublishPolicy`]).
+    #[serde(default, skip_serializing_if = "PublishPolicy::is_default")]
+    pub policy: PublishPolicy,
+}
+
+/// Rules for posts that triggers publish on their own: how many, when, and whether a
+/// person must approve them first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishPolicy {
+    /// IANA time zone the quiet hours and the daily budget are counted in (default UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// No automatic post goes out in this local time range; one that would is held until
+    /// the range ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietHours>,
+    /// Automatic posts per campaign and local day at most (0 = none at all).
+    #[serde(default = "default_daily_budget")]
+    pub daily_budget: u32,
+    /// Whether automatic posts wait for `hark posts approve`.
+    #[serde(default)]
+    pub approval: Approval,
+    /// How long a post waits for approval before it expires unpublished.
+    #[serde(default = "default_approval_expires")]
+    pub approval_expires: Interval,
+}
+
+fn default_daily_budget() -> u32 {
+    3
+}
+
+fn default_approval_expires() -> Interval {
+    Interval::from_secs(24 * 3600)
+}
+
+impl Default for PublishPolicy {
+    fn default() -> Self {
+        PublishPolicy {
+            time_zone: None,
+            quiet_hours: None,
+            daily_budget: default_daily_budget(),
+            approval: Approval::default(),
+            approval_expires: default_approval_expires(),
+        }
+    }
+}
+
+impl PublishPolicy {
+    fn is_default(&self) -> bool {
+        *self == PublishPolicy::default()
+    }
+}
+
+/// Whether a person must approve an automatic post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    /// Published without review (still through the rest of the gate).
+    #[default]
+    None,
+    /// Created as a draft; published only after `hark posts approve ID`.
+    Required,
+}
+
+/// A local time range, `start` inclusive, `end` exclusive; may wrap midnight (22:00–07:00).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHours {
+    pub start: jiff::civil::Time,
+    pub end: jiff::civil::Time,
+}
+
+impl QuietHours {
+    /// Whether local time `t` is inside the range.
+    pub fn contains(&self, t: jiff::civil::Time) -> bool {
+        if self.start <= self.end {
+            self.start <= t && t < self.end
+        } else {
+            t >= self.start || t < self.end
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -83,11 +165,80 @@ pub enum TriggerAction {
     Event(bool),
     /// Hold (true) or release (false) the campaign's scheduled posts: the crisis brake.
     PausePosts(bool),
-    /// Publish a prepared post (by id).
-    Publish(String),
+    /// Publish a post made from a template, through the campaign's [`PublishPolicy`].
+    Publish(PublishTemplate),
+}
+
+/// A post a trigger publishes. `text` may use placeholders filled from the firing:
+/// `{campaign}`, `{rule}`, `{count}`, `{baseline}`, `{share}` (percent), `{window}`,
+/// `{top_terms}`, `{sample_url}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishTemplate {
+    pub channels: Vec<String>,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// Overrides the campaign policy's `approval` for this action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+}
+
+/// The placeholders a [`PublishTemplate`] may use.
+pub const TEMPLATE_PLACEHOLDERS: [&str; 8] = [
+    "campaign",
+    "rule",
+    "count",
+    "baseline",
+    "share",
+    "window",
+    "top_terms",
+    "sample_url",
+];
+
+impl PublishTemplate {
+    /// Placeholders in `text` that Hark does not know (`{count}` is known, `{cuont}` not).
+    pub fn unknown_placeholders(&self) -> Vec<String> {
+        let mut unknown = Vec::new();
+        let mut rest = self.text.as_str();
+        while let Some(open) = rest.find('{') {
+            let after = &rest[open + 1..];
+            let Some(close) = after.find('}') else { break };
+            let name = &after[..close];
+            if !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !TEMPLATE_PLACEHOLDERS.contains(&name)
+            {
+                unknown.push(name.to_owned());
+            }
+            rest = &after[close + 1..];
+        }
+        unknown
+    }
 }
 
 impl TriggerCondition {
+    /// The evaluation window (the influencer and keyword rules use one hour).
+    pub fn window(&self) -> Interval {
+        match self {
+            TriggerCondition::VolumeSpike { window, .. }
+            | TriggerCondition::NegativeShare { window, .. } => *window,
+            TriggerCondition::Influencer { .. } | TriggerCondition::Keyword { .. } => {
+                Interval::from_secs(3600)
+            }
+        }
+    }
+
+    /// The rule's kind as written in config files.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TriggerCondition::VolumeSpike { .. } => "volume_spike",
+            TriggerCondition::NegativeShare { .. } => "negative_share",
+            TriggerCondition::Influencer { .. } => "influencer",
+            TriggerCondition::Keyword { .. } => "keyword",
+        }
+    }
+
     /// The checks the type system cannot make.
     pub fn validate(&self) -> Result<(), &'static str> {
         match self {
@@ -99,6 +250,15 @@ impl TriggerCondition {
             }
             TriggerCondition::Keyword { query } if query.trim().is_empty() => {
                 Err("query must not be empty")
+            }
+            TriggerCondition::Keyword { query } if crate::query::Query::parse(query).is_err() => {
+                Err("query does not parse (AND/OR/NOT, \"phrases\", -exclusions, #tags, @accounts)")
+            }
+            TriggerCondition::VolumeSpike { window, .. }
+            | TriggerCondition::NegativeShare { window, .. }
+                if window.as_secs() % 3600 != 0 || window.as_secs() == 0 =>
+            {
+                Err("window must be whole hours (aggregates are hourly), e.g. 1h or 6h")
             }
             _ => Ok(()),
         }

@@ -5,7 +5,8 @@
 //! QUEUED ─dispatch→ QUEUED(job n) ─claim→ CLAIMED(lease) ─→ SENT ─→ PUBLISHED(platform id, url)
 //!    ↑                                 │                     ├─→ FAILED(reason)
 //!    └──────── requeue (backoff) ──────┴─────────────────────┴─→ UNKNOWN(reason)
-//! QUEUED | CLAIMED | UNKNOWN ─cancel→ CANCELLED      FAILED ─reopen (operator)→ QUEUED
+//! QUEUED | CLAIMED | UNKNOWN | PAUSED ─cancel→ CANCELLED      FAILED ─reopen (operator)→ QUEUED
+//! QUEUED ─pause (crisis brake)→ PAUSED ─resume (operator)→ QUEUED
 //! ```
 //! `PUBLISHED`, `FAILED` and `CANCELLED` are terminal (`FAILED` can be reopened by an
 //! operator). `UNKNOWN` (the request may have reached a platform without an idempotency
@@ -42,6 +43,7 @@ pub enum DeliveryStatus {
     Failed,
     Unknown,
     Cancelled,
+    Paused,
 }
 
 impl DeliveryStatus {
@@ -54,6 +56,7 @@ impl DeliveryStatus {
             DeliveryStatus::Failed => "FAILED",
             DeliveryStatus::Unknown => "UNKNOWN",
             DeliveryStatus::Cancelled => "CANCELLED",
+            DeliveryStatus::Paused => "PAUSED",
         }
     }
 
@@ -106,6 +109,11 @@ pub enum DeliveryState {
     Cancelled {
         reason: String,
     },
+    /// Held by a campaign's crisis brake until an operator resumes the campaign.
+    Paused {
+        reason: String,
+        paused_at: Timestamp,
+    },
 }
 
 impl DeliveryState {
@@ -118,6 +126,7 @@ impl DeliveryState {
             DeliveryState::Failed { .. } => DeliveryStatus::Failed,
             DeliveryState::Unknown { .. } => DeliveryStatus::Unknown,
             DeliveryState::Cancelled { .. } => DeliveryStatus::Cancelled,
+            DeliveryState::Paused { .. } => DeliveryStatus::Paused,
         }
     }
 
@@ -126,7 +135,8 @@ impl DeliveryState {
         match self {
             DeliveryState::Failed { reason, .. }
             | DeliveryState::Unknown { reason }
-            | DeliveryState::Cancelled { reason } => Some(reason),
+            | DeliveryState::Cancelled { reason }
+            | DeliveryState::Paused { reason, .. } => Some(reason),
             _ => None,
         }
     }
@@ -256,6 +266,40 @@ impl Delivery {
             lease_until: now + lease,
         };
         self.attempts += 1;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// QUEUED → PAUSED (the crisis brake). Its live job, if any, becomes stale: only a
+    /// QUEUED delivery accepts a job.
+    pub fn pause(&mut self, reason: &str, now: Timestamp) -> Result<(), TransitionError> {
+        if !matches!(self.state, DeliveryState::Queued) {
+            return Err(self.refuse(
+                DeliveryStatus::Paused,
+                Some("only a queued delivery is paused"),
+            ));
+        }
+        self.state = DeliveryState::Paused {
+            reason: reason.to_owned(),
+            paused_at: now,
+        };
+        self.dispatched = false;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// PAUSED → QUEUED, due at its time or now if that has passed (a held post goes out
+    /// late, once).
+    pub fn resume(&mut self, now: Timestamp) -> Result<(), TransitionError> {
+        if !matches!(self.state, DeliveryState::Paused { .. }) {
+            return Err(self.refuse(
+                DeliveryStatus::Queued,
+                Some("only a paused delivery is resumed"),
+            ));
+        }
+        self.state = DeliveryState::Queued;
+        self.dispatched = false;
+        self.due_at = self.due_at.max(now);
         self.updated_at = now;
         Ok(())
     }
@@ -410,7 +454,8 @@ impl Delivery {
         match self.state {
             DeliveryState::Queued
             | DeliveryState::Claimed { .. }
-            | DeliveryState::Unknown { .. } => {}
+            | DeliveryState::Unknown { .. }
+            | DeliveryState::Paused { .. } => {}
             DeliveryState::Sent { .. } => {
                 return Err(self.refuse(
                     DeliveryStatus::Cancelled,

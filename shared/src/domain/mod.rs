@@ -10,15 +10,18 @@ mod post;
 mod secret;
 mod source;
 
-pub use campaign::{Campaign, TriggerAction, TriggerCondition, TriggerRule};
+pub use campaign::{
+    Approval, Campaign, PublishPolicy, PublishTemplate, QuietHours, TEMPLATE_PLACEHOLDERS,
+    TriggerAction, TriggerCondition, TriggerRule,
+};
 pub use channel::Channel;
 pub use delivery::{Delivery, DeliveryState, DeliveryStatus, TransitionError};
 pub use interval::{Interval, InvalidInterval};
 pub use mention::{Author, Engagement, Mention, MentionKey, Sentiment, SentimentLabel};
 pub use platform::{Platform, UnknownPlatform};
 pub use post::{
-    Occurrence, PostError, Recurrence, RecurrenceEnd, RecurrenceError, RecurrenceRule,
-    ScheduledPost,
+    Draft, Occurrence, OriginKind, PostError, PostOrigin, Recurrence, RecurrenceEnd,
+    RecurrenceError, RecurrenceRule, ScheduledPost,
 };
 pub use secret::{InvalidSecretRef, Secret, SecretRef};
 pub use source::{Cursor, Disabled, Source, SourceHealth};

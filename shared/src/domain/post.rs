@@ -41,6 +41,50 @@ pub struct ScheduledPost {
     /// Publish again on a schedule (every N days, or weekly on given days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat: Option<Recurrence>,
+    /// Set on posts a trigger made (alerts and automatic posts); `hark apply` never sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<PostOrigin>,
+    /// Set while the post waits for a person's approval (see [`Draft`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<Draft>,
+}
+
+/// Which trigger firing made a post, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostOrigin {
+    /// The `TriggerFired` event's id.
+    pub event_id: String,
+    pub campaign: String,
+    pub rule: String,
+    pub kind: OriginKind,
+}
+
+/// What a trigger-made post is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OriginKind {
+    /// A `notify` action's alert.
+    Alert,
+    /// A `publish` action's automatic post.
+    Auto,
+}
+
+/// An automatic post waiting for approval. No delivery exists until it is approved; past
+/// `expires_at` it can no longer be approved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Draft {
+    pub expires_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<Timestamp>,
+}
+
+impl Draft {
+    /// Whether the post may be published: approved, or never a draft.
+    pub fn is_approved(&self) -> bool {
+        self.approved_at.is_some()
+    }
 }
 
 /// One occurrence of a post: its index (0 = `at`) and its instant.

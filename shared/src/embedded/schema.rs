@@ -13,7 +13,7 @@ pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// `i` to `i + 1`. Released steps are never edited (files in the wild are at their
 /// version): a change is a new step. Every statement is idempotent all the same, so a step
 /// that ran without its version being recorded runs again harmlessly.
-const MIGRATIONS: [&str; 2] = [SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 /// Version 1. Timestamps used in comparisons are INTEGER columns (units in the column
 /// name); whole values are kept as JSON in `doc` so every field round-trips exactly.
@@ -123,6 +123,31 @@ CREATE TABLE IF NOT EXISTS author_stats (
 -- NULL below every number, so DESC puts an unknown follower count last.
 CREATE INDEX IF NOT EXISTS author_stats_rank
     ON author_stats (campaign, max_followers DESC, mentions DESC, handle, platform);
+";
+
+/// Version 3: trigger firing history, counted budgets (the publish policy gate) and the
+/// local event bus (what EventBridge receives in the cloud).
+const SCHEMA_V3: &str = "
+CREATE TABLE IF NOT EXISTS trigger_firings (
+    campaign        TEXT NOT NULL,
+    rule            TEXT NOT NULL,
+    window_start_us INTEGER NOT NULL,
+    doc             TEXT NOT NULL,
+    PRIMARY KEY (campaign, window_start_us, rule)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS budgets (
+    key           TEXT PRIMARY KEY,
+    used          INTEGER NOT NULL,
+    expires_at_us INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bus_events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    source      TEXT NOT NULL,
+    detail_type TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    -- epoch microseconds
+    put_at_us   INTEGER NOT NULL
+) STRICT;
 ";
 
 /// The file was written by a newer Hark whose schema this code does not know.

@@ -359,6 +359,7 @@ async fn given_two_connections_racing_to_fire_a_rule_then_exactly_one_fires() {
         window_start: at(0),
         now: at(10),
         cooldown_until: at(100),
+        event: "{}".into(),
     };
     let mut tasks = Vec::new();
     for i in 0..16 {
@@ -776,6 +777,7 @@ async fn given_two_rules_of_a_campaign_then_each_fires_on_its_own() {
             window_start: at(0),
             now: at(1),
             cooldown_until: at(2),
+            event: format!("{{\"rule\":\"{rule}\"}}"),
         };
         assert_eq!(store.fire_once(&firing).await.unwrap(), FireOutcome::Fired);
     }

@@ -2,8 +2,10 @@
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use super::{EmbeddedStore, SqlResultExt, from_json, to_json};
-use crate::ports::{FireOutcome, Firing, StoreError, TriggerState, TriggerStore};
+use jiff::Timestamp;
+
+use super::{EmbeddedStore, SqlResultExt, floor_micros, from_json, to_json};
+use crate::ports::{FireOutcome, Firing, FiringRecord, StoreError, TriggerState, TriggerStore};
 
 const ENTITY: &str = "trigger";
 
@@ -49,6 +51,7 @@ impl TriggerStore for EmbeddedStore {
                 fired_at: firing.now,
                 cooldown_until: firing.cooldown_until,
                 fired_count,
+                pending_event: Some(firing.event.clone()),
             };
             let doc = to_json(ENTITY, &id, &state)?;
             tx.execute(
@@ -78,5 +81,100 @@ impl TriggerStore for EmbeddedStore {
         })?;
         doc.map(|doc| from_json(ENTITY, &state_id(campaign, rule), &doc))
             .transpose()
+    }
+
+    async fn mark_announced(
+        &self,
+        campaign: &str,
+        rule: &str,
+        window_start: Timestamp,
+    ) -> Result<(), StoreError> {
+        let id = state_id(campaign, rule);
+        self.with_conn(|conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .op("mark_announced")?;
+            let stored = tx
+                .query_row(
+                    "SELECT doc FROM trigger_states WHERE campaign = ?1 AND rule = ?2",
+                    params![campaign, rule],
+                    |row| row.get::<_, String>(0),
+                )
+                .optional()
+                .op("mark_announced")?
+                .map(|doc| from_json::<TriggerState>(ENTITY, &id, &doc))
+                .transpose()?;
+            if let Some(mut state) = stored
+                && state.window_start == window_start
+                && state.pending_event.is_some()
+            {
+                state.pending_event = None;
+                let doc = to_json(ENTITY, &id, &state)?;
+                tx.execute(
+                    "UPDATE trigger_states SET doc = ?3 WHERE campaign = ?1 AND rule = ?2",
+                    params![campaign, rule, doc],
+                )
+                .op("mark_announced")?;
+            }
+            tx.commit().op("mark_announced")
+        })
+    }
+
+    async fn record_firing(&self, record: &FiringRecord) -> Result<(), StoreError> {
+        let id = state_id(&record.campaign, &record.rule);
+        let doc = to_json("firing", &id, record)?;
+        self.with_conn(|conn| {
+            conn.execute(
+                "INSERT INTO trigger_firings (campaign, rule, window_start_us, doc)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (campaign, window_start_us, rule) DO UPDATE SET doc = excluded.doc",
+                params![
+                    record.campaign,
+                    record.rule,
+                    floor_micros(record.window_start),
+                    doc
+                ],
+            )
+            .op("record_firing")
+            .map(|_| ())
+        })
+    }
+
+    async fn list_firings(&self, campaign: &str) -> Result<Vec<FiringRecord>, StoreError> {
+        let docs = self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT doc FROM trigger_firings WHERE campaign = ?1
+                     ORDER BY window_start_us, rule",
+                )
+                .op("list_firings")?;
+            let rows = stmt
+                .query_map(params![campaign], |row| row.get::<_, String>(0))
+                .op("list_firings")?;
+            rows.collect::<Result<Vec<_>, _>>().op("list_firings")
+        })?;
+        docs.iter()
+            .map(|doc| from_json("firing", campaign, doc))
+            .collect()
+    }
+
+    async fn take_budget(
+        &self,
+        key: &str,
+        limit: u32,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.with_conn(|conn| {
+            // One statement: the insert-or-increment and its limit check are atomic.
+            let changed = conn
+                .execute(
+                    "INSERT INTO budgets (key, used, expires_at_us) SELECT ?1, 1, ?3
+                     WHERE ?2 > 0
+                     ON CONFLICT (key) DO UPDATE SET used = used + 1 WHERE used < ?2",
+                    params![key, i64::from(limit), floor_micros(expires_at)],
+                )
+                .op("take_budget")?;
+            Ok(changed == 1)
+        })
     }
 }

@@ -322,6 +322,10 @@ pub struct Firing {
     pub now: Timestamp,
     /// No further firing before this instant.
     pub cooldown_until: Timestamp,
+    /// The `TriggerFired` event (JSON) this firing announces. Kept as the state's
+    /// `pending_event` until [`TriggerStore::mark_announced`], so a crash between firing
+    /// and sending re-sends it instead of losing it.
+    pub event: String,
 }
 
 /// Result of [`TriggerStore::fire_once`].
@@ -341,6 +345,20 @@ pub struct TriggerState {
     pub fired_at: Timestamp,
     pub cooldown_until: Timestamp,
     pub fired_count: u64,
+    /// The event of the last firing while it is not on the events queue yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_event: Option<String>,
+}
+
+/// One firing, kept for the timeline (`hark triggers`, reports).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FiringRecord {
+    pub campaign: String,
+    pub rule: String,
+    pub window_start: Timestamp,
+    pub fired_at: Timestamp,
+    /// The `TriggerFired` event (JSON), explanation included.
+    pub event: String,
 }
 
 /// Trigger state: a conditional write makes a rule fire at most once per window.
@@ -355,4 +373,30 @@ pub trait TriggerStore: Send + Sync {
         campaign: &str,
         rule: &str,
     ) -> Result<Option<TriggerState>, StoreError>;
+
+    /// Clears `pending_event` if the state still describes the firing of `window_start`
+    /// (a newer firing keeps its own pending event).
+    async fn mark_announced(
+        &self,
+        campaign: &str,
+        rule: &str,
+        window_start: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Keeps a firing for the timeline (idempotent: the same campaign, rule and window
+    /// overwrite one record).
+    async fn record_firing(&self, record: &FiringRecord) -> Result<(), StoreError>;
+
+    /// The firings of a campaign, oldest first.
+    async fn list_firings(&self, campaign: &str) -> Result<Vec<FiringRecord>, StoreError>;
+
+    /// Takes one unit of a counted budget (`key` names the budget and its period) if fewer
+    /// than `limit` were taken: `true` when taken. Concurrent callers never take more than
+    /// `limit` together. The counter may be forgotten after `expires_at`.
+    async fn take_budget(
+        &self,
+        key: &str,
+        limit: u32,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError>;
 }

@@ -169,6 +169,9 @@ where
             DeliveryState::Unknown { .. } => {
                 return skipped("outcome unknown: left to the reconciler");
             }
+            DeliveryState::Paused { .. } => {
+                return skipped("paused by the campaign's crisis brake");
+            }
             DeliveryState::Queued if !delivery.accepts_job(job.dispatch) => {
                 return skipped("stale job: the delivery was dispatched again or requeued");
             }
@@ -547,7 +550,10 @@ pub(crate) fn event_for(delivery: &Delivery, platform: Option<Platform>) -> Opti
             reason: reason.clone(),
             at: delivery.updated_at,
         },
-        DeliveryState::Queued | DeliveryState::Claimed { .. } | DeliveryState::Sent { .. } => {
+        DeliveryState::Queued
+        | DeliveryState::Claimed { .. }
+        | DeliveryState::Sent { .. }
+        | DeliveryState::Paused { .. } => {
             return None;
         }
     })

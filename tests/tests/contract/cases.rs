@@ -10,7 +10,7 @@ use hark_shared::domain::{
 };
 use hark_shared::ports::{
     AggregateStore, AuthorDelta, AuthorKey, AuthorStats, AuthorStore, ConfigStore, Counters,
-    CreateOutcome, CursorStore, DeliveryStore, FireOutcome, Firing, HourBucket, MAX_BATCH_BYTES,
+    CreateOutcome, CursorStore, DeliveryStore, FireOutcome, Firing, FiringRecord, HourBucket, MAX_BATCH_BYTES,
     MentionQuery, MentionStore, MessageQueue, PutOutcome, QueueError, QueueName, StoreError,
     TriggerStore, UpsertOutcome,
 };
@@ -663,6 +663,7 @@ pub async fn config_upsert_reports_create_update_unchanged(store: &impl ConfigSt
             sources: vec!["rust-on-mastodon".to_owned()],
             triggers: vec![],
             active: true,
+            policy: Default::default(),
         };
         store.upsert(&c).await.unwrap();
     }
@@ -829,6 +830,7 @@ fn firing(window_start: i64, now: i64, cooldown: i64) -> Firing {
         window_start: at(window_start),
         now: at(now),
         cooldown_until: at(now + cooldown),
+        event: format!("{{\"window_start\":{window_start}}}"),
     }
 }
 
@@ -883,6 +885,117 @@ pub async fn a_rule_fires_once_per_window_even_when_raced<S: TriggerStore + 'sta
             .unwrap()
             .is_none()
     );
+}
+
+pub async fn a_fired_rule_keeps_its_event_pending_until_announced<S: TriggerStore>(store: &S) {
+    assert_eq!(
+        store.fire_once(&firing(3600, 3700, 600)).await.unwrap(),
+        FireOutcome::Fired
+    );
+    let state = store
+        .trigger_state("launch", "negative-wave")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.pending_event.as_deref(), Some("{\"window_start\":3600}"));
+    // A stale acknowledgement (another window) leaves it pending.
+    store
+        .mark_announced("launch", "negative-wave", at(0))
+        .await
+        .unwrap();
+    let state = store
+        .trigger_state("launch", "negative-wave")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(state.pending_event.is_some());
+    store
+        .mark_announced("launch", "negative-wave", at(3600))
+        .await
+        .unwrap();
+    let state = store
+        .trigger_state("launch", "negative-wave")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.pending_event, None);
+    assert_eq!(state.fired_count, 1);
+    // Unknown rules: nothing to do, no error.
+    store.mark_announced("launch", "nope", at(3600)).await.unwrap();
+}
+
+pub async fn firings_are_kept_per_campaign_in_window_order<S: TriggerStore>(store: &S) {
+    let record = |rule: &str, window: i64| FiringRecord {
+        campaign: "launch".to_owned(),
+        rule: rule.to_owned(),
+        window_start: at(window),
+        fired_at: at(window + 5),
+        event: format!("{{\"rule\":\"{rule}\",\"w\":{window}}}"),
+    };
+    store.record_firing(&record("spike", 7200)).await.unwrap();
+    store.record_firing(&record("negative", 3600)).await.unwrap();
+    store.record_firing(&record("spike", 3600)).await.unwrap();
+    // Idempotent: recording the same firing again keeps one record.
+    store.record_firing(&record("spike", 7200)).await.unwrap();
+    let mut other = record("spike", 3600);
+    other.campaign = "other".to_owned();
+    store.record_firing(&other).await.unwrap();
+
+    let listed = store.list_firings("launch").await.unwrap();
+    let order: Vec<(String, i64)> = listed
+        .iter()
+        .map(|r| (r.rule.clone(), r.window_start.as_second()))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            ("negative".to_owned(), at(3600).as_second()),
+            ("spike".to_owned(), at(3600).as_second()),
+            ("spike".to_owned(), at(7200).as_second())
+        ]
+    );
+    assert_eq!(listed[2], record("spike", 7200));
+    assert!(store.list_firings("nobody").await.unwrap().is_empty());
+}
+
+pub async fn a_budget_is_never_overdrawn_even_when_raced<S: TriggerStore + 'static>(
+    store: Arc<S>,
+) {
+    let contenders = 8;
+    let barrier = Arc::new(Barrier::new(contenders));
+    let mut tasks = Vec::new();
+    for _ in 0..contenders {
+        let store = store.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store
+                .take_budget("launch/2026-11-26", 3, at(86_400))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut taken = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            taken += 1;
+        }
+    }
+    assert_eq!(taken, 3);
+    assert!(
+        !store
+            .take_budget("launch/2026-11-26", 3, at(86_400))
+            .await
+            .unwrap()
+    );
+    // Another period is another budget; a zero budget is never taken.
+    assert!(
+        store
+            .take_budget("launch/2026-11-27", 3, at(172_800))
+            .await
+            .unwrap()
+    );
+    assert!(!store.take_budget("none/2026-11-26", 0, at(86_400)).await.unwrap());
 }
 
 // ---------------------------------------------------------------- queue
