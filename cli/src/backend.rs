@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use hark_shared::aws::{DynamoStore, SqsQueue, bootstrap, load_sdk_config};
+use hark_shared::aws::{DynamoStore, EventBridgeBus, SqsQueue, bootstrap, load_sdk_config};
 use hark_shared::config::{Config, ConfigError};
 use hark_shared::embedded::{EmbeddedOptions, EmbeddedStore};
 use hark_shared::ports::{QueueName, StoreError};
@@ -17,6 +17,8 @@ pub enum Backend {
     Aws {
         store: Arc<DynamoStore>,
         queue: Arc<SqsQueue>,
+        /// Set when `HARK_EVENT_BUS` names an EventBridge bus.
+        bus: Option<Arc<EventBridgeBus>>,
         table: String,
     },
 }
@@ -61,9 +63,16 @@ impl Backend {
                     config.retention_days,
                 );
                 let queue = SqsQueue::from_config(aws_sdk_sqs_client(&sdk), &config.queues);
+                let bus = config.event_bus.as_ref().map(|name| {
+                    Arc::new(EventBridgeBus::new(
+                        aws_sdk_eventbridge::Client::new(&sdk),
+                        name,
+                    ))
+                });
                 Ok(Backend::Aws {
                     store: Arc::new(store),
                     queue: Arc::new(queue),
+                    bus,
                     table,
                 })
             }

@@ -278,6 +278,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                         settings: Default::default(),
                         publishers: &publishers,
                         publishing: Default::default(),
+                        bus: Some(&**store),
                     };
                     if *once {
                         pipeline.once(&mut report).await?;
@@ -285,7 +286,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                         pipeline.forever(cadence, &mut report).await?;
                     }
                 }
-                Backend::Aws { store, queue, .. } => {
+                Backend::Aws {
+                    store, queue, bus, ..
+                } => {
                     let pipeline = run::Pipeline {
                         store: &**store,
                         queue: &**queue,
@@ -295,6 +298,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                         settings: Default::default(),
                         publishers: &publishers,
                         publishing: Default::default(),
+                        bus: bus
+                            .as_deref()
+                            .map(|b| b as &dyn hark_shared::actions::EventBus),
                     };
                     if *once {
                         pipeline.once(&mut report).await?;

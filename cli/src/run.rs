@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use hark_shared::actions::{ActionError, EventBus, handle_event_message};
 use hark_shared::clock::Clock;
 use hark_shared::lambda::{Disposition, failed_ids, for_each_record, sqs_event};
 use hark_shared::listening::{
@@ -12,6 +13,7 @@ use hark_shared::listening::{
 };
 use hark_shared::ports::AuthorStore;
 use hark_shared::ports::DeliveryStore;
+use hark_shared::ports::TriggerStore;
 use hark_shared::ports::{
     AggregateStore, ConfigStore, CursorStore, MentionStore, MessageQueue, QueueError, QueueName,
     StoreError,
@@ -21,6 +23,7 @@ use hark_shared::publishing::{
     BatchConfigCache, DispatchSettings, MIN_PUBLISH_VISIBILITY, PublishOutcome, PublisherFactory,
     PublisherSettings, PublishingError, dispatch_due, handle_publish_message,
 };
+use hark_shared::triggers::{evaluate_after_batch, sweep_pending};
 use jiff::SignedDuration;
 
 /// How long a received message stays hidden while its handler runs.
@@ -50,6 +53,17 @@ pub struct RunReport {
     pub posts_retrying: usize,
     /// Deliveries whose outcome is unknown (left for the reconciler).
     pub posts_unknown: usize,
+    /// Trigger rules that fired (their `TriggerFired` event ids).
+    pub triggers_fired: Vec<String>,
+    /// Events handled by the actions handler.
+    pub events_handled: usize,
+    /// Alerts and automatic posts created by trigger actions.
+    pub alerts_created: usize,
+    pub auto_posts_created: usize,
+    /// Deliveries paused by a crisis brake.
+    pub deliveries_paused: usize,
+    /// Events put on the event bus.
+    pub bus_events: usize,
 }
 
 /// Why a run stopped.
@@ -63,6 +77,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Publishing(#[from] PublishingError),
+    #[error(transparent)]
+    Triggers(#[from] hark_shared::triggers::TriggerError),
 }
 
 /// The parts `hark run` needs, for either backend.
@@ -76,11 +92,19 @@ pub struct Pipeline<'a, S, F: ?Sized> {
     /// Builds the platform clients of publishing channels.
     pub publishers: &'a dyn PublisherFactory,
     pub publishing: PublisherSettings,
+    /// Where events go besides the events queue (EventBridge, or the local table).
+    pub bus: Option<&'a dyn EventBus>,
 }
 
 impl<S, F> Pipeline<'_, S, F>
 where
-    S: ConfigStore + CursorStore + MentionStore + AggregateStore + AuthorStore + DeliveryStore,
+    S: ConfigStore
+        + CursorStore
+        + MentionStore
+        + AggregateStore
+        + AuthorStore
+        + DeliveryStore
+        + TriggerStore,
     F: ListenerFactory + ?Sized,
 {
     /// One tick, then drain until no queue with a consumer has visible messages.
@@ -96,10 +120,64 @@ where
         )
         .await?;
         report.deliveries_dispatched += dispatch.dispatched;
+        sweep_pending(self.store, self.queue, self.clock.now()).await?;
         self.drain_polls(report).await?;
         self.drain_mentions(report).await?;
+        // Actions make alerts and posts (publish queue); publishing makes events again.
+        self.drain_events(report).await?;
         self.drain_publish(report).await?;
+        self.drain_events(report).await?;
         Ok(())
+    }
+
+    /// The events queue through the actions handler, as the actions Lambda receives it.
+    async fn drain_events(&self, report: &mut RunReport) -> Result<(), RunError> {
+        loop {
+            let messages = self
+                .queue
+                .receive(QueueName::Events, 10, VISIBILITY)
+                .await?;
+            if messages.is_empty() {
+                return Ok(());
+            }
+            let outcomes = std::sync::Mutex::new(Vec::new());
+            let response = for_each_record(sqs_event(&messages), |record| {
+                let outcomes = &outcomes;
+                async move {
+                    let outcome = handle_event_message(
+                        self.store,
+                        self.queue,
+                        self.bus,
+                        &record.body,
+                        self.clock.now(),
+                    )
+                    .await?;
+                    outcomes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(outcome);
+                    Ok::<_, ActionError>(Disposition::Done)
+                }
+            })
+            .await;
+            for o in outcomes.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                report.events_handled += 1;
+                report.alerts_created += o.alerts.len();
+                report.auto_posts_created += o.posts.len();
+                report.deliveries_paused += o.paused;
+                report.bus_events += o.bus_events;
+            }
+            let failed = failed_ids(&response);
+            report.messages_failed += failed.len();
+            for m in &messages {
+                if !failed.contains(&m.message_id.as_str()) {
+                    self.queue.delete(QueueName::Events, &m.receipt).await?;
+                }
+            }
+            if failed.len() == messages.len() {
+                return Ok(());
+            }
+        }
     }
 
     /// The publish queue through the publisher's handler, exactly as the publisher Lambda
@@ -177,6 +255,14 @@ where
             }
             let bodies: Vec<&str> = messages.iter().map(|m| m.body.as_str()).collect();
             let outcome = self.processor.process_batch(self.store, &bodies).await?;
+            // As the processor Lambda does: rules on what the batch stored; a failure is
+            // logged, not fatal (the sweep re-sends recorded firings).
+            match evaluate_after_batch(self.store, self.queue, &outcome.stored, self.clock.now())
+                .await
+            {
+                Ok(t) => report.triggers_fired.extend(t.fired),
+                Err(e) => tracing::error!(error = %e, "evaluating trigger rules failed"),
+            }
             report.mentions_stored += outcome.report.stored;
             report.duplicates += outcome.report.duplicates;
             report.mentions_matched += outcome.report.matched;

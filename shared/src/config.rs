@@ -15,6 +15,8 @@ pub const ENV_ALLOW_PRIVATE_URLS: &str = "HARK_ALLOW_PRIVATE_URLS";
 pub const ENV_RETENTION_DAYS: &str = "HARK_RETENTION_DAYS";
 pub const ENV_MAX_RECEIVE_COUNT: &str = "HARK_MAX_RECEIVE_COUNT";
 pub const ENV_LANGUAGES: &str = "HARK_LANGUAGES";
+/// EventBridge bus name or ARN the actions function puts events on (unset: no bus).
+pub const ENV_EVENT_BUS: &str = "HARK_EVENT_BUS";
 
 /// Which storage and queue implementation to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +92,9 @@ pub struct Config {
     pub max_receive_count: u32,
     /// ISO 639-1 codes language detection may answer with (`HARK_LANGUAGES=en,de`).
     pub languages: Vec<String>,
+    /// The EventBridge bus for Hark's events (`HARK_EVENT_BUS`); `None`: events stay on
+    /// the events queue only.
+    pub event_bus: Option<String>,
 }
 
 impl Config {
@@ -137,6 +142,7 @@ impl Config {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(".hark")),
             table: get(ENV_TABLE),
+            event_bus: get(ENV_EVENT_BUS),
             queues: QueueUrls {
                 poll: get(ENV_POLL_QUEUE_URL),
                 mentions: get(ENV_MENTIONS_QUEUE_URL),

@@ -10,7 +10,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Platform;
+use crate::domain::{Platform, SentimentLabel, TriggerAction};
 
 /// Something operators or other systems should hear about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +83,22 @@ pub enum HarkEvent {
         reason: String,
         at: Timestamp,
     },
+    /// A campaign trigger rule fired. Carries its explanation: the figures, the window, the
+    /// top terms of the window and sample mentions, and the actions to run.
+    TriggerFired(Box<TriggerFired>),
+    /// An action of a fired trigger failed for good (its alert could not be delivered, its
+    /// post was refused). Sent once per action.
+    ActionFailed {
+        event_id: String,
+        /// The `TriggerFired` event the action belonged to.
+        trigger_event_id: String,
+        campaign: String,
+        rule: String,
+        /// `notify`, `publish`, `event` or `pause_posts`.
+        action: String,
+        reason: String,
+        at: Timestamp,
+    },
     /// A publishing channel's credentials expired or were revoked. Sent once per channel
     /// (and set of credentials) until the channel is re-authorised.
     ChannelNeedsReauth {
@@ -105,6 +121,8 @@ impl HarkEvent {
             HarkEvent::PostUnknown { .. } => "PostUnknown",
             HarkEvent::PostCancelled { .. } => "PostCancelled",
             HarkEvent::ChannelNeedsReauth { .. } => "ChannelNeedsReauth",
+            HarkEvent::TriggerFired(_) => "TriggerFired",
+            HarkEvent::ActionFailed { .. } => "ActionFailed",
         }
     }
 
@@ -122,9 +140,94 @@ impl HarkEvent {
             | HarkEvent::PostFailed { event_id, .. }
             | HarkEvent::PostUnknown { event_id, .. }
             | HarkEvent::PostCancelled { event_id, .. }
-            | HarkEvent::ChannelNeedsReauth { event_id, .. } => event_id.clone(),
+            | HarkEvent::ChannelNeedsReauth { event_id, .. }
+            | HarkEvent::ActionFailed { event_id, .. } => event_id.clone(),
+            HarkEvent::TriggerFired(fired) => fired.event_id.clone(),
         }
     }
+}
+
+/// A trigger firing and why (the body of [`HarkEvent::TriggerFired`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriggerFired {
+    /// `trigger:<campaign>:<rule>:<window start, epoch s>`: one per rule and window.
+    pub event_id: String,
+    pub campaign: String,
+    pub rule: String,
+    /// `volume_spike`, `negative_share`, `influencer` or `keyword`.
+    pub kind: String,
+    pub window_start: Timestamp,
+    pub window_end: Timestamp,
+    pub fired_at: Timestamp,
+    /// One sentence a person can read in an alert.
+    pub summary: String,
+    pub figures: Figures,
+    /// The most frequent terms and hashtags of the window's mentions, most frequent first.
+    #[serde(default)]
+    pub top_terms: Vec<TermCount>,
+    /// A few mentions that show what happened, with links.
+    #[serde(default)]
+    pub samples: Vec<SampleMention>,
+    /// The rule's actions at the time it fired.
+    #[serde(default)]
+    pub actions: Vec<TriggerAction>,
+}
+
+impl TriggerFired {
+    pub fn event_id_for(campaign: &str, rule: &str, window_start: Timestamp) -> String {
+        format!("trigger:{campaign}:{rule}:{}", window_start.as_second())
+    }
+}
+
+/// The numbers behind a firing (only those that apply to the rule's kind are set).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// Mentions in the window.
+    pub count: u64,
+    /// Mentions with a sentiment score in the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scored: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative: Option<u64>,
+    /// Negative share of the scored mentions (0..1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<f64>,
+    /// Expected mentions per window, and how it was computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stddev: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_method: Option<String>,
+    /// The value the figure had to exceed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// The influencer's follower count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub followers: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+}
+
+/// A term or hashtag and how many of the window's mentions use it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TermCount {
+    pub term: String,
+    pub count: u64,
+}
+
+/// A mention quoted in an explanation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleMention {
+    pub platform: Platform,
+    pub url: String,
+    pub author: String,
+    /// The text, shortened to a quote.
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentiment: Option<SentimentLabel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub followers: Option<u64>,
 }
 
 #[cfg(test)]

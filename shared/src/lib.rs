@@ -3,6 +3,7 @@
 //!
 //! Backends sit behind features: `aws` (DynamoDB, SQS) and `embedded` (SQLite).
 
+pub mod actions;
 pub mod analysis;
 pub mod clock;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod rules;
 pub mod secrets;
 pub mod telemetry;
 pub mod text;
+pub mod triggers;
 
 #[cfg(feature = "aws")]
 pub mod aws;

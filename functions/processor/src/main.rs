@@ -1,14 +1,16 @@
 //! Processor Lambda (SQS mentions queue): language, sentiment, campaign matching,
-//! put-if-absent (the dedupe), hourly aggregates and per-campaign author statistics.
-//! Reports partial batch failures.
+//! put-if-absent (the dedupe), hourly aggregates and per-campaign author statistics, then
+//! the campaigns' trigger rules. Reports partial batch failures.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use hark_shared::analysis::{Analyzer, Languages};
 use hark_shared::aws::AwsBackend;
+use hark_shared::clock::{Clock, SystemClock};
 use hark_shared::config::Config;
 use hark_shared::lambda::{records, response_for};
 use hark_shared::processing::Processor;
 use hark_shared::telemetry::{LogFormat, init_tracing};
+use hark_shared::triggers;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 async fn handle(
@@ -26,6 +28,24 @@ async fn handle(
         }
     }
     tracing::info!(report = ?outcome.report, "batch processed");
+    // Trigger rules on what the batch stored. A failure here does not fail the messages:
+    // their mentions are stored, a redelivery would find them duplicates and evaluate
+    // nothing. Rules on aggregates are evaluated again with the next batch; a firing that
+    // was recorded but not sent is re-sent by the scheduler tick.
+    match triggers::evaluate_after_batch(
+        &backend.store,
+        &backend.queue,
+        &outcome.stored,
+        SystemClock.now(),
+    )
+    .await
+    {
+        Ok(report) if !report.fired.is_empty() => {
+            tracing::info!(fired = ?report.fired, "triggers fired");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "evaluating trigger rules failed"),
+    }
     Ok(response_for(failed))
 }
 

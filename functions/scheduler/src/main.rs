@@ -1,6 +1,7 @@
 //! Scheduler Lambda (EventBridge Scheduler, rate 1 minute): sources whose next poll time
 //! has come get a poll job on the poll queue; recurring posts roll forward and due
-//! deliveries get a publish job on the publish queue.
+//! deliveries get a publish job on the publish queue; trigger events recorded but not sent
+//! are sent again.
 
 use hark_shared::aws::AwsBackend;
 use hark_shared::clock::{Clock, SystemClock};
@@ -9,6 +10,7 @@ use hark_shared::listening::schedule_polls;
 use hark_shared::ports::QueueName;
 use hark_shared::publishing::{DispatchSettings, dispatch_due};
 use hark_shared::telemetry::{LogFormat, init_tracing};
+use hark_shared::triggers::sweep_pending;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::{Value, json};
 
@@ -24,7 +26,10 @@ async fn tick(backend: &AwsBackend, _event: LambdaEvent<Value>) -> Result<Value,
         &DispatchSettings::default(),
     )
     .await;
-    Ok(json!({ "listening": listening?, "publishing": publishing? }))
+    let triggers = sweep_pending(&backend.store, &backend.queue, now).await;
+    Ok(
+        json!({ "listening": listening?, "publishing": publishing?, "trigger_events_resent": triggers? }),
+    )
 }
 
 #[tokio::main]

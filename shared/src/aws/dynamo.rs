@@ -22,9 +22,9 @@ use super::records::{self, AggregateRecord, Attributes, AuthorIdentity, AuthorRe
 use crate::domain::{Cursor, Delivery, DeliveryStatus, Mention, MentionKey, Platform};
 use crate::ports::{
     AggregateStore, AuthorDelta, AuthorKey, AuthorStats, AuthorStore, ConfigStore, Counters,
-    CreateOutcome, CursorStore, DeliveryStore, EntityKind, FireOutcome, Firing, FiringRecord, HourBucket,
-    MAX_TOP_AUTHORS, MentionQuery, MentionStore, Page, PutOutcome, StoreError, TriggerState,
-    TriggerStore, author_rank,
+    CreateOutcome, CursorStore, DeliveryStore, EntityKind, FireOutcome, Firing, FiringRecord,
+    HourBucket, MAX_TOP_AUTHORS, MentionQuery, MentionStore, Page, PutOutcome, StoreError,
+    TriggerState, TriggerStore, author_rank,
 };
 
 /// The largest page asked of DynamoDB (the port's limit; DynamoDB also stops at 1 MB).

@@ -12,6 +12,7 @@
 
 pub mod bootstrap;
 mod dynamo;
+mod eventbridge;
 mod keys;
 mod records;
 mod sqs;
@@ -22,6 +23,7 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 pub use dynamo::DynamoStore;
+pub use eventbridge::{EventBridgeBus, PartialPutFailure};
 pub use sqs::{FailedEntry, SendBatchFailed, SqsQueue};
 
 /// The AWS side of a function, built once at init from [`Config`](crate::config::Config):
@@ -30,6 +32,8 @@ pub use sqs::{FailedEntry, SendBatchFailed, SqsQueue};
 pub struct AwsBackend {
     pub store: DynamoStore,
     pub queue: SqsQueue,
+    /// Set when `HARK_EVENT_BUS` names a bus.
+    pub bus: Option<EventBridgeBus>,
 }
 
 impl AwsBackend {
@@ -47,6 +51,10 @@ impl AwsBackend {
                 config.retention_days,
             ),
             queue: SqsQueue::from_config(aws_sdk_sqs::Client::new(&sdk), &config.queues),
+            bus: config
+                .event_bus
+                .as_ref()
+                .map(|bus| EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk), bus)),
         })
     }
 }

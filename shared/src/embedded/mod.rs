@@ -8,6 +8,7 @@
 
 mod aggregates;
 mod authors;
+mod bus;
 mod cursors;
 mod deliveries;
 mod documents;

@@ -157,6 +157,39 @@ impl WebhookNotifier {
     }
 }
 
+/// A generic webhook as a publishing channel (alerts from trigger actions): the body is
+/// `{"id", "text", "link"}` where `id` is the delivery id, identical on every retry, so a
+/// receiver can drop a repeated request.
+pub struct WebhookPublisher {
+    notifier: WebhookNotifier,
+}
+
+impl WebhookPublisher {
+    pub fn new(notifier: WebhookNotifier) -> Self {
+        WebhookPublisher { notifier }
+    }
+}
+
+#[async_trait::async_trait]
+impl Publisher for WebhookPublisher {
+    async fn publish(
+        &self,
+        post: &OutgoingPost,
+        idempotency_key: &str,
+    ) -> Result<Published, PlatformError> {
+        let payload = serde_json::json!({
+            "id": idempotency_key,
+            "text": post.text,
+            "link": post.link,
+        });
+        self.notifier.notify(&payload).await?;
+        Ok(Published {
+            platform_id: idempotency_key.to_owned(),
+            url: None,
+        })
+    }
+}
+
 /// Reads the receiver's answer: 2xx success; 429/5xx retryable; 401/403 (the receiver
 /// refuses our signature) `AuthExpired`; other 4xx permanent, with the start of the body.
 pub fn interpret_response(

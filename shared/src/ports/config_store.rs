@@ -17,15 +17,21 @@ pub enum EntityKind {
     /// Operational state of a publishing channel (needs re-authentication), written by the
     /// publisher, not by `hark apply`.
     ChannelAuth,
+    /// A campaign's crisis brake (written by the `pause_posts` action and `hark campaigns`).
+    Brake,
+    /// Global switches (the automatic-publishing kill switch).
+    Setting,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 5] = [
+    pub const ALL: [EntityKind; 7] = [
         EntityKind::Source,
         EntityKind::Campaign,
         EntityKind::Channel,
         EntityKind::Post,
         EntityKind::ChannelAuth,
+        EntityKind::Brake,
+        EntityKind::Setting,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +41,8 @@ impl EntityKind {
             EntityKind::Channel => "channel",
             EntityKind::Post => "post",
             EntityKind::ChannelAuth => "channel-auth",
+            EntityKind::Brake => "brake",
+            EntityKind::Setting => "setting",
         }
     }
 }

@@ -56,6 +56,9 @@ pub struct ProcessReport {
 #[derive(Debug)]
 pub struct BatchOutcome {
     pub report: ProcessReport,
+    /// The mentions this batch stored for the first time that matched a campaign (what the
+    /// trigger rules look at next).
+    pub stored: Vec<Mention>,
     /// `Err` for messages the queue should redeliver.
     pub messages: Vec<Result<(), ProcessError>>,
 }
@@ -105,6 +108,7 @@ impl Processor {
         let mut groups: BTreeMap<HourBucket, (Counters, Vec<usize>)> = BTreeMap::new();
         // Author → (delta, messages that contributed).
         let mut authors: BTreeMap<AuthorKey, (AuthorDelta, Vec<usize>)> = BTreeMap::new();
+        let mut stored: Vec<Mention> = Vec::new();
 
         for (index, body) in bodies.iter().enumerate() {
             let batch: MentionBatch = match serde_json::from_str(body) {
@@ -148,6 +152,9 @@ impl Processor {
                                     })
                                     .or_insert_with(|| (delta, vec![index]));
                             }
+                        }
+                        if !mention.campaigns.is_empty() {
+                            stored.push(mention);
                         }
                     }
                     Ok(PutOutcome::AlreadyExists) => report.duplicates += 1,
@@ -228,6 +235,7 @@ impl Processor {
         report.failed_messages = results.iter().filter(|r| r.is_err()).count();
         Ok(BatchOutcome {
             report,
+            stored,
             messages: results,
         })
     }

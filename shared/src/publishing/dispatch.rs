@@ -69,6 +69,104 @@ where
 
     let due = store.list_due(now, settings.max_per_tick).await?;
     report.due = due.len();
+    let due = hold_braked(store, due, now).await?;
+    send_jobs(store, queue, due, now, settings, &mut report).await?;
+    tracing::info!(
+        due = report.due,
+        dispatched = report.dispatched,
+        occurrences_created = report.occurrences_created,
+        "publishing tick"
+    );
+    Ok(report)
+}
+
+/// Dispatches these deliveries now (those still QUEUED and due), without waiting for the
+/// next tick: alerts and automatic posts made by trigger actions.
+pub async fn dispatch_now<S>(
+    store: &S,
+    queue: &dyn MessageQueue,
+    delivery_ids: &[String],
+    now: Timestamp,
+) -> Result<DispatchReport, PublishingError>
+where
+    S: ConfigStore + DeliveryStore,
+{
+    let mut report = DispatchReport::default();
+    let mut due = Vec::new();
+    for id in delivery_ids {
+        if let Some(d) = store.get_delivery(id).await?
+            && d.status() == crate::domain::DeliveryStatus::Queued
+            && d.due_at <= now
+        {
+            due.push(d);
+        }
+    }
+    report.due = due.len();
+    let due = hold_braked(store, due, now).await?;
+    send_jobs(
+        store,
+        queue,
+        due,
+        now,
+        &DispatchSettings::default(),
+        &mut report,
+    )
+    .await?;
+    Ok(report)
+}
+
+/// Pauses (instead of dispatching) the due deliveries of campaigns whose crisis brake is
+/// engaged, so posts scheduled after the brake was pulled are held too. Returns the rest.
+async fn hold_braked<S>(
+    store: &S,
+    due: Vec<Delivery>,
+    now: Timestamp,
+) -> Result<Vec<Delivery>, PublishingError>
+where
+    S: ConfigStore + DeliveryStore,
+{
+    if due.is_empty() {
+        return Ok(due);
+    }
+    let brakes: Vec<crate::actions::Brake> = store.list().await?;
+    let engaged: Vec<&crate::actions::Brake> = brakes.iter().filter(|b| b.engaged).collect();
+    if engaged.is_empty() {
+        return Ok(due);
+    }
+    let mut rest = Vec::with_capacity(due.len());
+    for mut delivery in due {
+        let campaign = store
+            .get::<ScheduledPost>(&delivery.post_id)
+            .await?
+            .and_then(|p| p.campaign);
+        let brake = campaign
+            .as_deref()
+            .and_then(|c| engaged.iter().find(|b| b.id == c));
+        match brake {
+            Some(brake) if delivery.pause(&brake.reason, now).is_ok() => {
+                match store.update_delivery(&delivery).await {
+                    Ok(_) | Err(StoreError::Conflict { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            _ => rest.push(delivery),
+        }
+    }
+    Ok(rest)
+}
+
+/// Marks each delivery dispatched (conditional write) and sends its numbered job.
+async fn send_jobs<S>(
+    store: &S,
+    queue: &dyn MessageQueue,
+    due: Vec<Delivery>,
+    now: Timestamp,
+    settings: &DispatchSettings,
+    report: &mut DispatchReport,
+) -> Result<(), PublishingError>
+where
+    S: ConfigStore + DeliveryStore,
+{
     let marked = due.into_iter().filter_map(|mut delivery| {
         // Not queued after all: an index lagging behind a claim.
         let dispatch = delivery.dispatch(settings.lease, now).ok()?;
@@ -117,13 +215,7 @@ where
     if let Some(e) = failure {
         return Err(e.into());
     }
-    tracing::info!(
-        due = report.due,
-        dispatched = report.dispatched,
-        occurrences_created = report.occurrences_created,
-        "publishing tick"
-    );
-    Ok(report)
+    Ok(())
 }
 
 /// Creates the deliveries of each recurring post's next occurrence at or after `now`

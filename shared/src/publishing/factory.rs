@@ -14,6 +14,7 @@ use crate::platforms::discord::DiscordPublisher;
 use crate::platforms::mastodon::MastodonPublisher;
 use crate::platforms::slack::SlackPublisher;
 use crate::platforms::telegram::TelegramPublisher;
+use crate::platforms::webhook::{WebhookNotifier, WebhookPublisher};
 use crate::platforms::{HttpClient, PlatformError, Publisher};
 use crate::secrets::{SecretError, SecretResolver};
 
@@ -100,6 +101,7 @@ impl PlatformPublishers {
         &self,
         channel: &Channel,
         secret: Secret,
+        signing: Option<Secret>,
     ) -> Result<Arc<dyn Publisher>, PlatformError> {
         let http = self.http.clone();
         let clock = self.clock.clone();
@@ -135,6 +137,13 @@ impl PlatformPublishers {
             }
             Platform::Discord => Arc::new(DiscordPublisher::new(http, secret).with_clock(clock)),
             Platform::Slack => Arc::new(SlackPublisher::new(http, secret).with_clock(clock)),
+            Platform::Webhook => {
+                let signing = signing
+                    .ok_or_else(|| unusable(channel, "has no `token` (the signing secret)"))?;
+                Arc::new(WebhookPublisher::new(
+                    WebhookNotifier::new(http, secret, signing).with_clock(clock),
+                ))
+            }
             other => {
                 return Err(PlatformError::Permanent {
                     platform: other,
@@ -152,14 +161,33 @@ impl PlatformPublishers {
 #[async_trait::async_trait]
 impl PublisherFactory for PlatformPublishers {
     async fn publisher_for(&self, channel: &Channel) -> Result<ChannelPublisher, PlatformError> {
-        let webhook_based = matches!(channel.platform, Platform::Discord | Platform::Slack);
+        let webhook_based = matches!(
+            channel.platform,
+            Platform::Discord | Platform::Slack | Platform::Webhook
+        );
         let (reference, field) = if webhook_based {
             (channel.webhook.as_ref(), "webhook")
         } else {
             (channel.token.as_ref(), "token")
         };
         let secret = self.resolve(channel, reference, field).await?;
-        let credentials = fingerprint(&secret);
+        // A generic webhook also signs its requests with the channel's `token`.
+        let signing = if channel.platform == Platform::Webhook {
+            Some(
+                self.resolve(channel, channel.token.as_ref(), "token")
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let credentials = match &signing {
+            None => fingerprint(&secret),
+            Some(signing) => fingerprint(&Secret::new(format!(
+                "{}\n{}",
+                secret.expose(),
+                signing.expose()
+            ))),
+        };
         let mut cache = self.cache.lock().await;
         if let Some(cached) = cache.get(&channel.id)
             && cached.channel == *channel
@@ -170,7 +198,7 @@ impl PublisherFactory for PlatformPublishers {
                 credentials: Some(credentials),
             });
         }
-        let publisher = self.build(channel, secret)?;
+        let publisher = self.build(channel, secret, signing)?;
         cache.insert(
             channel.id.clone(),
             Cached {

@@ -47,7 +47,7 @@ use jiff::SignedDuration;
 
 pub use backoff::{Backoff, jitter_fraction};
 pub use cache::BatchConfigCache;
-pub use dispatch::{DispatchReport, DispatchSettings, dispatch_due};
+pub use dispatch::{DispatchReport, DispatchSettings, dispatch_due, dispatch_now};
 pub use factory::{ChannelPublisher, PlatformPublishers, PublisherFactory};
 pub use guard::{CreateGuard, MASTODON_RESEND_WINDOW, create_guard};
 pub use jobs::PublishJob;
