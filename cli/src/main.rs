@@ -3,6 +3,7 @@
 mod analyze;
 mod apply;
 mod backend;
+mod ops;
 mod posts;
 mod run;
 
@@ -101,10 +102,39 @@ enum Command {
     Posts(posts::PostsArgs),
     /// List the configured sources.
     Sources(ListArgs),
-    /// List the configured campaigns.
-    Campaigns(ListArgs),
+    /// List the configured campaigns, or brake / resume one.
+    Campaigns(CampaignsArgs),
+    /// The automatic-publishing kill switch: `on` stops every trigger-made post (alerts
+    /// still go out), `off` allows them again, `status` shows it.
+    KillSwitch {
+        #[arg(value_enum, default_value = "status")]
+        switch: ops::Switch,
+        /// Why (shown in refusals and `status`).
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Trigger firings, oldest first, with their explanation.
+    Triggers {
+        #[arg(long, value_name = "ID")]
+        campaign: Option<String>,
+        /// One `TriggerFired` event (JSON, with figures, top terms and samples) per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the configured channels.
     Channels(ListArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct CampaignsArgs {
+    #[command(subcommand)]
+    action: Option<ops::CampaignAction>,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -128,6 +158,8 @@ enum CliError {
     #[error("cannot write the output")]
     Output(#[from] std::io::Error),
     #[error(transparent)]
+    Ops(#[from] ops::OpsError),
+    #[error(transparent)]
     Run(#[from] run::RunError),
     #[error(transparent)]
     Posts(#[from] posts::PostsError),
@@ -150,6 +182,7 @@ impl CliError {
             | CliError::Config(_)
             | CliError::Backend(backend::BackendError::Config(_))
             | CliError::Since(_)
+            | CliError::Ops(ops::OpsError::UnknownCampaign(_))
             | CliError::Analyze(analyze::AnalyzeError::Lang(_)) => ExitCode::from(2),
             _ => ExitCode::from(1),
         }
@@ -359,7 +392,52 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Sources(args) => list::<Source>(&config, args).await,
-        Command::Campaigns(args) => list::<Campaign>(&config, args).await,
+        Command::Campaigns(CampaignsArgs { action: None, json }) => {
+            list::<Campaign>(&config, &ListArgs { json: *json }).await
+        }
+        Command::Campaigns(CampaignsArgs {
+            action: Some(action),
+            ..
+        }) => {
+            let backend = Backend::open(&config).await?;
+            let now = jiff::Timestamp::now();
+            match &backend {
+                Backend::Embedded { store, .. } => {
+                    ops::campaign_action(&**store, action, now).await?
+                }
+                Backend::Aws { store, .. } => ops::campaign_action(&**store, action, now).await?,
+            }
+            Ok(())
+        }
+        Command::KillSwitch {
+            switch,
+            reason,
+            json,
+        } => {
+            let backend = Backend::open(&config).await?;
+            let now = jiff::Timestamp::now();
+            match &backend {
+                Backend::Embedded { store, .. } => {
+                    ops::kill_switch(&**store, *switch, reason.clone(), *json, now).await?
+                }
+                Backend::Aws { store, .. } => {
+                    ops::kill_switch(&**store, *switch, reason.clone(), *json, now).await?
+                }
+            }
+            Ok(())
+        }
+        Command::Triggers { campaign, json } => {
+            let backend = Backend::open(&config).await?;
+            match &backend {
+                Backend::Embedded { store, .. } => {
+                    ops::triggers(&**store, campaign.as_deref(), *json).await?
+                }
+                Backend::Aws { store, .. } => {
+                    ops::triggers(&**store, campaign.as_deref(), *json).await?
+                }
+            }
+            Ok(())
+        }
         Command::Channels(args) => list::<Channel>(&config, args).await,
     }
 }
@@ -407,6 +485,18 @@ fn print_run_report(report: &run::RunReport, json: bool) -> Result<(), CliError>
             report.posts_retrying,
             report.posts_unknown
         )?;
+        if !report.triggers_fired.is_empty() || report.events_handled > 0 {
+            writeln!(
+                out,
+                "triggers: {} fired, {} event(s) handled, {} alert(s) and {} automatic post(s) created, {} delivery(ies) paused, {} event(s) on the bus",
+                report.triggers_fired.len(),
+                report.events_handled,
+                report.alerts_created,
+                report.auto_posts_created,
+                report.deliveries_paused,
+                report.bus_events
+            )?;
+        }
     }
     Ok(())
 }

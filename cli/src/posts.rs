@@ -52,6 +52,13 @@ pub enum PostsAction {
         /// The delivery id (see `hark posts`).
         id: String,
     },
+    /// Approve an automatic post a trigger made as a draft (its campaign's policy says
+    /// `approval: required`): it is scheduled and published (now, if its time has passed).
+    /// A draft past its deadline cannot be approved.
+    Approve {
+        /// The post id (see `hark posts`: drafts show as DRAFT).
+        id: String,
+    },
     /// Clear a channel's "needs re-authentication" flag. Replacing the channel's secret
     /// clears it by itself; this is for a fix Hark cannot see (the same token re-authorised).
     ClearReauth {
@@ -69,6 +76,8 @@ pub enum PostsError {
     UnknownPost(String),
     #[error("cannot write the output")]
     Output(#[from] std::io::Error),
+    #[error(transparent)]
+    Approve(#[from] hark_shared::actions::ApproveError),
 }
 
 impl PostsError {
@@ -78,6 +87,11 @@ impl PostsError {
         matches!(
             self,
             PostsError::UnknownPost(_)
+                | PostsError::Approve(
+                    hark_shared::actions::ApproveError::Unknown(_)
+                        | hark_shared::actions::ApproveError::NotADraft(_)
+                        | hark_shared::actions::ApproveError::Expired { .. }
+                )
                 | PostsError::Publishing(
                     PublishingError::Invalid { .. }
                         | PublishingError::Schedule { .. }
@@ -103,6 +117,36 @@ where
         None => {
             let views = list_deliveries(store, args.post.as_deref()).await?;
             print_deliveries(&views, args.json, &mut out)?;
+            // Drafts (automatic posts awaiting approval) have no deliveries yet.
+            let posts: Vec<ScheduledPost> = store.list().await.map_err(PublishingError::from)?;
+            for p in posts.iter().filter(|p| {
+                args.post.as_deref().is_none_or(|id| id == p.id)
+                    && p.draft.as_ref().is_some_and(|d| !d.is_approved())
+            }) {
+                let draft = p.draft.as_ref().expect("filtered on drafts");
+                let status = if draft.expires_at <= now {
+                    "EXPIRED"
+                } else {
+                    "DRAFT"
+                };
+                if args.json {
+                    let line = serde_json::json!({
+                        "post": p.id, "channel": p.channels.join(","), "status": status,
+                        "expires_at": draft.expires_at, "text": p.text,
+                        "campaign": p.campaign,
+                    });
+                    writeln!(out, "{line}")?;
+                } else {
+                    writeln!(
+                        out,
+                        "{status:<10}  {:<20}  {:<16}  awaiting `hark posts approve {}` until {}",
+                        p.id,
+                        p.channels.join(","),
+                        p.id,
+                        draft.expires_at
+                    )?;
+                }
+            }
         }
         Some(PostsAction::Schedule { post }) => {
             let Some(stored) = store
@@ -127,6 +171,16 @@ where
                 d.id,
                 d.status(),
                 d.attempts + 1
+            )?;
+        }
+        Some(PostsAction::Approve { id }) => {
+            let post = hark_shared::actions::approve_post(store, queue, id, now).await?;
+            writeln!(
+                out,
+                "post {} approved: publishing at {} on {}",
+                post.id,
+                post.at,
+                post.channels.join(", ")
             )?;
         }
         Some(PostsAction::ClearReauth { channel }) => {

@@ -63,6 +63,8 @@ type Answer = Result<(Vec<Mention>, &'static str, bool), PlatformError>;
 #[derive(Default)]
 struct Script {
     answers: Mutex<VecDeque<Answer>>,
+    /// The rate-limit status each answer reports (none when empty).
+    rate_limits: Mutex<VecDeque<hark_shared::platforms::RateLimit>>,
     seen_positions: Mutex<Vec<Option<String>>>,
 }
 
@@ -88,6 +90,7 @@ impl Listener for Scripted {
             .unwrap()
             .pop_front()
             .expect("the script has an answer for every poll");
+        let rate_limit = self.0.rate_limits.lock().unwrap().pop_front();
         answer.map(|(mentions, position, caught_up)| Listened {
             mentions,
             cursor: Cursor {
@@ -95,7 +98,7 @@ impl Listener for Scripted {
                 ..cursor.clone()
             },
             caught_up,
-            rate_limit: None,
+            rate_limit,
         })
     }
 }
@@ -224,6 +227,67 @@ async fn given_new_items_then_they_are_queued_before_the_cursor_moves_and_the_ne
     let cursor = store.get_cursor("a").await.unwrap().unwrap();
     assert_eq!(cursor.position.as_deref(), Some("3"));
     assert_eq!(cursor.health.last_success_at, Some(t(301)));
+}
+
+#[tokio::test]
+async fn given_a_spent_rate_limit_then_the_next_poll_waits_for_its_reset_even_when_not_caught_up() {
+    let store = hark_tests::embedded_backend();
+    store.upsert(&source("a")).await.unwrap();
+    store.upsert(&campaign("live", &["a"], true)).await.unwrap();
+    let script = Factory::default();
+    script.answers.lock().unwrap().extend([
+        Ok((vec![mention("1")], "1", false)),
+        Ok((vec![mention("2")], "2", false)),
+    ]);
+    script.rate_limits.lock().unwrap().extend([
+        hark_shared::platforms::RateLimit {
+            limit: Some(10_000),
+            remaining: Some(0),
+            reset_at: Some(t(3600)),
+        },
+        hark_shared::platforms::RateLimit {
+            limit: Some(100),
+            remaining: Some(40),
+            reset_at: Some(t(9000)),
+        },
+    ]);
+    schedule_polls(&*store, &*store, t(0)).await.unwrap();
+    let job = PollJob {
+        source_id: "a".into(),
+        scheduled_at: t(0),
+    };
+    let settings = PollerSettings::default();
+    poll_source(&*store, &*store, &script, &job, t(1), &settings)
+        .await
+        .unwrap();
+    let cursor = store.get_cursor("a").await.unwrap().unwrap();
+    assert_eq!(cursor.next_poll_at, Some(t(3600)), "not before the reset");
+    assert_eq!(
+        cursor.position.as_deref(),
+        Some("1"),
+        "what was read is kept"
+    );
+    drain(&*store, QueueName::Poll).await;
+    assert_eq!(
+        schedule_polls(&*store, &*store, t(600))
+            .await
+            .unwrap()
+            .queued,
+        0
+    );
+    assert_eq!(
+        schedule_polls(&*store, &*store, t(3600))
+            .await
+            .unwrap()
+            .queued,
+        1
+    );
+    // Budget left: the page cap brings it back at the next tick.
+    poll_source(&*store, &*store, &script, &job, t(3601), &settings)
+        .await
+        .unwrap();
+    let cursor = store.get_cursor("a").await.unwrap().unwrap();
+    assert_eq!(cursor.next_poll_at, Some(t(3601)));
 }
 
 /// A queue that refuses sends: the store behind it is the embedded one.

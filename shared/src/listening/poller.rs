@@ -154,7 +154,7 @@ async fn succeed<S: CursorStore>(
         mut mentions,
         cursor: advanced,
         caught_up,
-        ..
+        rate_limit,
     } = listened;
     for m in &mut mentions {
         clip_text(m, settings.max_text_chars);
@@ -201,7 +201,16 @@ async fn succeed<S: CursorStore>(
             });
         }
     }
-    if !caught_up {
+    let exhausted_until = rate_limit
+        .filter(|r| r.exhausted())
+        .and_then(|r| r.reset_at)
+        .filter(|reset| *reset > now);
+    if let Some(reset) = exhausted_until {
+        // The platform's budget is spent (a rate-limit window, YouTube's daily quota,
+        // Facebook's usage at its ceiling): not before it resets, caught up or not.
+        next.next_poll_at = Some(next.next_poll_at.map_or(reset, |t| t.max(reset)));
+        tracing::info!(source_id = %source.id, until = %reset, "rate limit spent; next poll waits for its reset");
+    } else if !caught_up {
         // The page cap stopped us: come back at the next tick rather than after `every`.
         next.next_poll_at = Some(now);
     }

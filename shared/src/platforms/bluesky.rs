@@ -1,5 +1,5 @@
-//! Bluesky (AT Protocol) publishing: app-password sessions, deterministic record keys,
-//! rich-text facets.
+//! Bluesky (AT Protocol): publishing (app-password sessions, deterministic record keys,
+//! rich-text facets) and listening through authenticated `app.bsky.feed.searchPosts`.
 //!
 //! Quirks handled here (`platform-apis.md` §2):
 //! - An expired access token is **HTTP 400** `{"error":"ExpiredToken"}`, not 401
@@ -20,10 +20,11 @@
 //!   (`didDoc.service[#atproto_pds]`, bsky-docs "API Hosts and Auth"). That URL comes from
 //!   a server, so it passes the same private-address check as a configured one.
 
+use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
@@ -35,7 +36,7 @@ use url::Url;
 use super::http::{HttpClient, clip, transport_error};
 use super::{OutgoingPost, PlatformError, Published, Publisher, ratelimit};
 use crate::clock::{Clock, SystemClock};
-use crate::domain::{Platform, Secret};
+use crate::domain::{Cursor, Platform, Secret};
 use crate::rules;
 
 const PLATFORM: Platform = Platform::Bluesky;
@@ -52,12 +53,21 @@ const MAX_TAG_BYTES: usize = 640;
 /// `account` = the handle, `token` = the app password.
 pub struct BlueskyPublisher {
     http: HttpClient,
+    langs: Vec<String>,
+    clock: Arc<dyn Clock>,
+    account: Account,
+}
+
+/// One account's login and its cached session, shared by the publisher and the listener.
+///
+/// Logging in is limited to 30 per 5 minutes and 300 per day per account
+/// (`platform-apis.md` §2.2): the session is kept and renewed, never re-created per call.
+struct Account {
+    http: HttpClient,
     service: String,
     identifier: String,
     password: Secret,
-    langs: Vec<String>,
     clock: Arc<dyn Clock>,
-    /// Logging in is limited to 30 per 5 minutes per account: keep the session.
     session: Mutex<Option<Session>>,
 }
 
@@ -168,57 +178,22 @@ enum CreateOutcome {
     MaybeCreated(PlatformError),
 }
 
-impl BlueskyPublisher {
-    /// A publisher for the account `identifier` (handle, e-mail or DID) on `service`.
-    pub fn new(
+impl Account {
+    fn new(
         http: HttpClient,
         service: impl Into<String>,
         identifier: impl Into<String>,
-        app_password: Secret,
+        password: Secret,
+        clock: Arc<dyn Clock>,
     ) -> Self {
-        BlueskyPublisher {
+        Account {
             http,
             service: service.into(),
             identifier: identifier.into(),
-            password: app_password,
-            langs: Vec::new(),
-            clock: Arc::new(SystemClock),
+            password,
+            clock,
             session: Mutex::new(None),
         }
-    }
-
-    /// Languages to declare on every post (`langs`, at most 3 are sent).
-    pub fn with_langs(mut self, langs: impl IntoIterator<Item = String>) -> Self {
-        self.langs = langs.into_iter().take(3).collect();
-        self
-    }
-
-    /// The clock for `createdAt` and rate-limit waits (tests).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-        idempotent: bool,
-    ) -> Result<Reply, PlatformError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| transport_error(PLATFORM, &e, idempotent))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(PLATFORM, &e, idempotent))?;
-        Ok(Reply {
-            status,
-            headers,
-            body: body.to_vec(),
-        })
     }
 
     async fn create_session(&self, base: &Url) -> Result<Session, PlatformError> {
@@ -226,15 +201,14 @@ impl BlueskyPublisher {
             "identifier": self.identifier,
             "password": self.password.expose(),
         });
-        let reply = self
-            .send(
-                self.http
-                    .client()
-                    .post(xrpc(base, "com.atproto.server.createSession"))
-                    .json(&body),
-                true,
-            )
-            .await?;
+        let reply = send(
+            self.http
+                .client()
+                .post(xrpc(base, "com.atproto.server.createSession"))
+                .json(&body),
+            true,
+        )
+        .await?;
         if !reply.status.is_success() {
             return Err(classify(&reply, self.clock.now()));
         }
@@ -249,15 +223,14 @@ impl BlueskyPublisher {
         base: &Url,
         stale: &Session,
     ) -> Result<Option<Session>, PlatformError> {
-        let reply = self
-            .send(
-                self.http
-                    .client()
-                    .post(xrpc(base, "com.atproto.server.refreshSession"))
-                    .bearer_auth(stale.refresh_jwt.expose()),
-                true,
-            )
-            .await?;
+        let reply = send(
+            self.http
+                .client()
+                .post(xrpc(base, "com.atproto.server.refreshSession"))
+                .bearer_auth(stale.refresh_jwt.expose()),
+            true,
+        )
+        .await?;
         if reply.status.is_success() {
             let session: SessionBody = parse(&reply.body, "refreshSession")?;
             return Ok(Some(session.into()));
@@ -299,7 +272,7 @@ impl BlueskyPublisher {
         if let Some(current) = cached.as_ref()
             && current.access_jwt != stale.access_jwt
         {
-            // Another publish renewed it while we waited for the lock.
+            // Another call renewed it while we waited for the lock.
             return Ok(current.clone());
         }
         let renewed = match self.refresh_session(pds, stale).await? {
@@ -311,6 +284,43 @@ impl BlueskyPublisher {
         };
         *cached = Some(renewed.clone());
         Ok(renewed)
+    }
+}
+
+impl BlueskyPublisher {
+    /// A publisher for the account `identifier` (handle, e-mail or DID) on `service`.
+    pub fn new(
+        http: HttpClient,
+        service: impl Into<String>,
+        identifier: impl Into<String>,
+        app_password: Secret,
+    ) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        BlueskyPublisher {
+            account: Account::new(
+                http.clone(),
+                service,
+                identifier,
+                app_password,
+                clock.clone(),
+            ),
+            http,
+            langs: Vec::new(),
+            clock,
+        }
+    }
+
+    /// Languages to declare on every post (`langs`, at most 3 are sent).
+    pub fn with_langs(mut self, langs: impl IntoIterator<Item = String>) -> Self {
+        self.langs = langs.into_iter().take(3).collect();
+        self
+    }
+
+    /// The clock for `createdAt` and rate-limit waits (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.account.clock = clock.clone();
+        self.clock = clock;
+        self
     }
 
     async fn create_record(
@@ -328,16 +338,15 @@ impl BlueskyPublisher {
         };
         // The record key makes the create idempotent, so a transport error is retryable,
         // but the post may exist: settle it first.
-        let reply = match self
-            .send(
-                self.http
-                    .client()
-                    .post(xrpc(base, "com.atproto.repo.createRecord"))
-                    .bearer_auth(session.access_jwt.expose())
-                    .json(&body),
-                true,
-            )
-            .await
+        let reply = match send(
+            self.http
+                .client()
+                .post(xrpc(base, "com.atproto.repo.createRecord"))
+                .bearer_auth(session.access_jwt.expose())
+                .json(&body),
+            true,
+        )
+        .await
         {
             Ok(reply) => reply,
             Err(err) => return Ok(CreateOutcome::MaybeCreated(err)),
@@ -372,7 +381,7 @@ impl BlueskyPublisher {
             .append_pair("repo", &session.did)
             .append_pair("collection", POST_COLLECTION)
             .append_pair("rkey", rkey);
-        let reply = match self.send(self.http.client().get(url), true).await {
+        let reply = match send(self.http.client().get(url), true).await {
             Ok(reply) => reply,
             Err(_) => return Err(original),
         };
@@ -393,7 +402,7 @@ impl BlueskyPublisher {
         }
         let mut url = xrpc(base, "com.atproto.identity.resolveHandle");
         url.query_pairs_mut().append_pair("handle", handle);
-        let reply = self.send(self.http.client().get(url), true).await.ok()?;
+        let reply = send(self.http.client().get(url), true).await.ok()?;
         if !reply.status.is_success() {
             tracing::debug!(platform = %PLATFORM, handle, status = reply.status.as_u16(), "handle not resolved; mention left as text");
             return None;
@@ -442,10 +451,13 @@ impl Publisher for BlueskyPublisher {
             }
         })?;
         let text = rules::compose_text(&post.text, post.link.as_deref()).into_owned();
-        let entryway = self.http.checked_url(PLATFORM, &self.service).await?;
+        let entryway = self
+            .http
+            .checked_url(PLATFORM, &self.account.service)
+            .await?;
         let rkey = record_key(idempotency_key);
-        let session = self.current_session(&entryway).await?;
-        let pds = self.pds_of(&session, &entryway).await?;
+        let session = self.account.current_session(&entryway).await?;
+        let pds = self.account.pds_of(&session, &entryway).await?;
         let record = PostRecord {
             kind: POST_COLLECTION,
             facets: self.facets(&pds, &text).await,
@@ -456,8 +468,11 @@ impl Publisher for BlueskyPublisher {
         let (session, pds, outcome) =
             match self.create_record(&pds, &session, &rkey, &record).await? {
                 CreateOutcome::TokenRefused => {
-                    let session = self.renew_session(&entryway, &pds, &session).await?;
-                    let pds = self.pds_of(&session, &entryway).await?;
+                    let session = self
+                        .account
+                        .renew_session(&entryway, &pds, &session)
+                        .await?;
+                    let pds = self.account.pds_of(&session, &entryway).await?;
                     let outcome = self.create_record(&pds, &session, &rkey, &record).await?;
                     (session, pds, outcome)
                 }
@@ -475,6 +490,25 @@ impl Publisher for BlueskyPublisher {
             CreateOutcome::MaybeCreated(err) => self.settle(&pds, &session, &rkey, err).await,
         }
     }
+}
+
+/// Sends `request` and reads the whole reply.
+async fn send(request: reqwest::RequestBuilder, idempotent: bool) -> Result<Reply, PlatformError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| transport_error(PLATFORM, &e, idempotent))?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| transport_error(PLATFORM, &e, idempotent))?;
+    Ok(Reply {
+        status,
+        headers,
+        body: body.to_vec(),
+    })
 }
 
 fn xrpc(base: &Url, nsid: &str) -> Url {
@@ -584,6 +618,483 @@ fn published(found: &RecordRef, handle: &str) -> Published {
 /// recommends (<https://atproto.com/specs/lexicon#datetime>).
 fn datetime(now: Timestamp) -> String {
     now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+// ---------------------------------------------------------------------------------------
+// Listening
+// ---------------------------------------------------------------------------------------
+
+/// How far back each search window reaches before the newest post seen. `searchPosts`
+/// filters on `sortAt` (the earlier of `createdAt` and `indexedAt`), and posts reach the
+/// index a little late, so a window starting exactly at the newest post would miss late
+/// ones; the overlap asks again and the URIs already seen are dropped.
+pub const SEARCH_OVERLAP: SignedDuration = SignedDuration::from_secs(10 * 60);
+/// Posts per search page: the lexicon maximum (default 25).
+pub const SEARCH_PAGE_LIMIT: usize = 100;
+/// `searchPosts` has no `OR`: one search per alternative of the query, at most this many.
+pub const MAX_SEARCHES: usize = 4;
+/// Most URIs kept in the cursor (about 100 KB of JSON at most).
+pub const MAX_SEEN: usize = 1000;
+/// The wait suggested when search is switched off by an administrative rule.
+const SEARCH_UNAVAILABLE_WAIT: SignedDuration = SignedDuration::from_secs(15 * 60);
+
+/// Polls `app.bsky.feed.searchPosts` for posts matching a source's query, signed in as one
+/// account.
+///
+/// Source fields: `account` = the handle that logs in, `credentials` = its app password,
+/// `base_url` = the entryway ([`DEFAULT_SERVICE`] when unset), `query` = Hark's query
+/// language (one AND-only search per alternative, exclusions dropped: the processor
+/// re-checks every mention; text that is not valid Hark syntax is sent as written).
+///
+/// Searches go to the account's PDS with its access token: the public AppView refuses
+/// unauthenticated search and its cursors (`platform-apis.md` §2.1, atproto#3423). The
+/// session is cached in the listener (logins are limited to 30 per 5 minutes and 300 per
+/// day), refreshed when the PDS answers **400 `ExpiredToken`**, and created again only when
+/// the refresh token is refused too. Keep one listener per source across polls.
+///
+/// The cursor position is JSON, see [`BlueskyPosition`].
+pub struct BlueskyListener {
+    http: HttpClient,
+    account: Account,
+}
+
+impl std::fmt::Debug for BlueskyListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlueskyListener")
+            .field("service", &self.account.service)
+            .field("identifier", &self.account.identifier)
+            .field("password", &self.account.password)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a Bluesky source's polling stands (stored as JSON in the cursor position).
+///
+/// Each poll searches the window `since ≤ sortAt < until` with `sort=latest`, following
+/// `cursor` to the end of the window. A completed window moves `since` to
+/// [`SEARCH_OVERLAP`] before the newest `sortAt` seen (never forward past "now"), and the
+/// URIs inside the overlap are kept in `seen` so they are not queued twice. When the page
+/// cap interrupts a window, `until` is set just above the oldest post fetched, so the next
+/// poll reads the rest of the same window first: nothing in between is skipped. A source
+/// never polled takes one page per search (no backfill) and starts its window there.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BlueskyPosition {
+    /// Lower bound of the next window (`since`, inclusive).
+    pub since: Option<Timestamp>,
+    /// Upper bound while finishing an interrupted window (`until`, exclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
+    /// The newest `sortAt` seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest: Option<Timestamp>,
+    /// `(uri, sortAt)` of posts queued that a later window can return again.
+    #[serde(default)]
+    pub seen: Vec<(String, Timestamp)>,
+}
+
+impl BlueskyPosition {
+    /// A stored position; `None` for a source never polled. An unreadable position starts
+    /// over like a first poll (repeats are dropped downstream by the mention dedupe).
+    fn read(cursor: &Cursor) -> Option<Self> {
+        let raw = cursor.position.as_deref()?;
+        match serde_json::from_str(raw) {
+            Ok(position) => Some(position),
+            Err(e) => {
+                tracing::warn!(source_id = %cursor.source_id, error = %e, "unreadable bluesky cursor position; starting over with one page");
+                None
+            }
+        }
+    }
+}
+
+/// The searches for a source query (see [`BlueskyListener`]).
+pub fn search_queries(query: &str) -> Vec<String> {
+    match crate::query::Query::parse(query) {
+        Ok(parsed) => {
+            let queries =
+                parsed.keyword_queries(MAX_SEARCHES, crate::query::KeywordStyle::Hashtags);
+            if queries.is_empty() {
+                vec![query.to_owned()]
+            } else {
+                queries
+            }
+        }
+        Err(_) => vec![query.to_owned()],
+    }
+}
+
+/// The one language every match of the query has, if there is one (`lang` filter).
+fn search_language(query: &str) -> Option<String> {
+    let languages = crate::query::Query::parse(query).ok()?.languages()?;
+    match languages.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
+}
+
+/// One `searchPosts` answer (lexicon `app.bsky.feed.searchPosts#output`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SearchPage {
+    #[serde(default)]
+    pub cursor: Option<String>,
+    pub posts: Vec<PostView>,
+}
+
+/// A post as search returns it (lexicon `app.bsky.feed.defs#postView`): only what Hark reads.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PostView {
+    /// `at://<did>/app.bsky.feed.post/<rkey>`.
+    pub uri: String,
+    pub author: ProfileView,
+    /// The post record (`text`, `createdAt`, …), as free-form JSON.
+    #[serde(default)]
+    pub record: serde_json::Value,
+    /// When the AppView indexed the post.
+    #[serde(rename = "indexedAt")]
+    pub indexed_at: Timestamp,
+    #[serde(rename = "replyCount", default)]
+    pub reply_count: Option<i64>,
+    #[serde(rename = "repostCount", default)]
+    pub repost_count: Option<i64>,
+    #[serde(rename = "likeCount", default)]
+    pub like_count: Option<i64>,
+    #[serde(rename = "quoteCount", default)]
+    pub quote_count: Option<i64>,
+}
+
+/// The author of a post (`app.bsky.actor.defs#profileViewBasic`): search results carry no
+/// follower count.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ProfileView {
+    pub did: String,
+    pub handle: String,
+    #[serde(rename = "displayName", default)]
+    pub display_name: Option<String>,
+}
+
+impl PostView {
+    /// `record.createdAt` when readable (client-supplied, may lie), else `indexedAt`.
+    pub fn created_at(&self) -> Timestamp {
+        self.record["createdAt"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(self.indexed_at)
+    }
+
+    /// What `since`/`until` filter on: the earlier of `createdAt` and `indexedAt`
+    /// (`platform-apis.md` §2.1).
+    pub fn sort_at(&self) -> Timestamp {
+        self.created_at().min(self.indexed_at)
+    }
+
+    fn rkey(&self) -> &str {
+        self.uri.rsplit('/').next().unwrap_or_default()
+    }
+
+    /// The mention this post stands for.
+    pub fn to_mention(&self, source: &crate::domain::Source) -> crate::domain::Mention {
+        let count = |n: Option<i64>| n.map_or(0, |n| u64::try_from(n).unwrap_or(0));
+        let handle = self.author.handle.clone();
+        crate::domain::Mention {
+            platform: PLATFORM,
+            native_id: self.uri.clone(),
+            url: format!("https://bsky.app/profile/{handle}/post/{}", self.rkey()),
+            author: crate::domain::Author {
+                url: Some(format!("https://bsky.app/profile/{handle}")),
+                handle,
+                display_name: self
+                    .author
+                    .display_name
+                    .clone()
+                    .filter(|n| !n.trim().is_empty()),
+                followers: None,
+            },
+            text: self.record["text"].as_str().unwrap_or_default().to_owned(),
+            created_at: self.created_at(),
+            lang: None,
+            sentiment: None,
+            engagement: crate::domain::Engagement {
+                likes: count(self.like_count),
+                reposts: count(self.repost_count) + count(self.quote_count),
+                replies: count(self.reply_count),
+            },
+            campaigns: Vec::new(),
+            source_id: Some(source.id.clone()),
+        }
+    }
+}
+
+/// Parses a `searchPosts` answer. A post without a post at-uri, an author handle or a
+/// readable `indexedAt` makes the page `Malformed`, and nothing from it is used.
+pub fn parse_search_page(body: &[u8]) -> Result<SearchPage, PlatformError> {
+    let page: SearchPage = parse(body, "searchPosts")?;
+    if let Some(bad) = page.posts.iter().find(|p| {
+        let parts: Vec<&str> = p
+            .uri
+            .strip_prefix("at://")
+            .unwrap_or_default()
+            .split('/')
+            .collect();
+        parts.len() != 3 || parts.iter().any(|s| s.is_empty()) || p.author.handle.is_empty()
+    }) {
+        return Err(PlatformError::Malformed {
+            platform: PLATFORM,
+            detail: format!(
+                "searchPosts post `{}` has no at-uri or no author handle",
+                clip(&bad.uri, 80)
+            ),
+        });
+    }
+    Ok(page)
+}
+
+impl BlueskyListener {
+    /// A listener signed in as `identifier` (handle, e-mail or DID) on `service` with an
+    /// app password.
+    pub fn new(
+        http: HttpClient,
+        service: impl Into<String>,
+        identifier: impl Into<String>,
+        app_password: Secret,
+    ) -> Self {
+        BlueskyListener {
+            account: Account::new(
+                http.clone(),
+                service,
+                identifier,
+                app_password,
+                Arc::new(SystemClock),
+            ),
+            http,
+        }
+    }
+
+    /// The clock for rate-limit waits of login errors (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.account.clock = clock;
+        self
+    }
+
+    /// One search page. A refused access token renews the session once (refresh, or log
+    /// in again when the refresh token is refused too) and asks again.
+    async fn search_page(
+        &self,
+        entryway: &Url,
+        signed_in: &mut (Session, Url),
+        params: &[(&str, String)],
+        now: Timestamp,
+    ) -> Result<(SearchPage, Option<super::RateLimit>), PlatformError> {
+        let mut renewed = false;
+        loop {
+            let (session, pds) = &*signed_in;
+            let mut url = xrpc(pds, "app.bsky.feed.searchPosts");
+            url.query_pairs_mut()
+                .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+            // Searching is idempotent: any transport failure may be retried.
+            let reply = send(
+                self.http
+                    .client()
+                    .get(url)
+                    .bearer_auth(session.access_jwt.expose()),
+                true,
+            )
+            .await?;
+            // An expired access token is HTTP 400 `ExpiredToken`, not 401 (§2.2).
+            if reply.token_refused() && !renewed {
+                let session = self.account.renew_session(entryway, pds, session).await?;
+                let pds = self.account.pds_of(&session, entryway).await?;
+                *signed_in = (session, pds);
+                renewed = true;
+                continue;
+            }
+            // Search switched off by an administrative rule: 403 with an HTML page (§2.1).
+            if reply.status == StatusCode::FORBIDDEN
+                && serde_json::from_slice::<serde_json::Value>(&reply.body).is_err()
+            {
+                return Err(PlatformError::Retryable {
+                    platform: PLATFORM,
+                    after: Some(SEARCH_UNAVAILABLE_WAIT),
+                    reason: format!(
+                        "search unavailable (HTTP 403: {})",
+                        clip(
+                            &crate::text::html_to_text(&String::from_utf8_lossy(&reply.body)),
+                            120
+                        )
+                    ),
+                });
+            }
+            if !reply.status.is_success() {
+                return Err(classify(&reply, now));
+            }
+            let rate_limit = ratelimit::atproto(&reply.headers);
+            let rate_limit = (rate_limit != super::RateLimit::default()).then_some(rate_limit);
+            return Ok((parse_search_page(&reply.body)?, rate_limit));
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Listener for BlueskyListener {
+    async fn listen(
+        &self,
+        source: &crate::domain::Source,
+        cursor: &Cursor,
+        limits: super::ListenLimits,
+    ) -> Result<super::Listened, PlatformError> {
+        let now = limits.now;
+        let query = source
+            .query
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .ok_or_else(|| PlatformError::Permanent {
+                platform: PLATFORM,
+                status: None,
+                message: format!("source `{}` needs a query", source.id),
+            })?;
+        let searches = search_queries(query);
+        let lang = search_language(query);
+        let stored = BlueskyPosition::read(cursor);
+        let first_poll = stored.is_none();
+        let state = stored.unwrap_or_default();
+
+        let entryway = self
+            .http
+            .checked_url(PLATFORM, &self.account.service)
+            .await?;
+        let session = self.account.current_session(&entryway).await?;
+        let pds = self.account.pds_of(&session, &entryway).await?;
+        let mut signed_in = (session, pds);
+
+        let seen: HashSet<&str> = state.seen.iter().map(|(uri, _)| uri.as_str()).collect();
+        let mut returned: HashSet<String> = HashSet::new();
+        let mut fetched: Vec<(String, Timestamp)> = Vec::new();
+        let mut found: Vec<(Timestamp, crate::domain::Mention)> = Vec::new();
+        let mut rate_limit = None;
+        let mut interrupted_at: Option<Timestamp> = None;
+        let mut complete = true;
+        let pages_each = (limits.max_pages.max(1) / searches.len()).max(1);
+        for search in &searches {
+            let mut params: Vec<(&str, String)> = vec![
+                ("q", search.clone()),
+                ("sort", "latest".to_owned()),
+                ("limit", SEARCH_PAGE_LIMIT.to_string()),
+            ];
+            if let Some(since) = state.since {
+                params.push(("since", datetime(since)));
+            }
+            if let Some(until) = state.until {
+                params.push(("until", datetime(until)));
+            }
+            if let Some(lang) = &lang {
+                params.push(("lang", lang.clone()));
+            }
+            let mut oldest: Option<Timestamp> = None;
+            let mut done = false;
+            for _ in 0..pages_each {
+                let (page, page_rate_limit) = self
+                    .search_page(&entryway, &mut signed_in, &params, now)
+                    .await?;
+                rate_limit = page_rate_limit.or(rate_limit);
+                for post in &page.posts {
+                    let sort_at = post.sort_at();
+                    oldest = Some(oldest.map_or(sort_at, |o| o.min(sort_at)));
+                    fetched.push((post.uri.clone(), sort_at));
+                    if !seen.contains(post.uri.as_str()) && returned.insert(post.uri.clone()) {
+                        found.push((sort_at, post.to_mention(source)));
+                    }
+                }
+                match page.cursor.filter(|c| !c.is_empty()) {
+                    Some(next) if !first_poll && !page.posts.is_empty() => {
+                        params.retain(|(k, _)| *k != "cursor");
+                        params.push(("cursor", next));
+                    }
+                    _ => {
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            if !done {
+                complete = false;
+                // The rest of this search lies below its oldest post: the next window must
+                // reach up to it (the highest such bound over the interrupted searches).
+                if let Some(oldest) = oldest {
+                    interrupted_at = Some(interrupted_at.map_or(oldest, |i| i.max(oldest)));
+                }
+            }
+        }
+        // Queue oldest first.
+        found.sort_by(|a, b| (a.0, &a.1.native_id).cmp(&(b.0, &b.1.native_id)));
+        let next = next_position(&state, &fetched, complete, interrupted_at, now);
+        let mut cursor = cursor.clone();
+        cursor.position =
+            Some(
+                serde_json::to_string(&next).map_err(|e| PlatformError::Malformed {
+                    platform: PLATFORM,
+                    detail: format!("cannot encode the cursor: {e}"),
+                })?,
+            );
+        Ok(super::Listened {
+            mentions: found.into_iter().map(|(_, m)| m).collect(),
+            cursor,
+            caught_up: complete,
+            rate_limit,
+        })
+    }
+}
+
+/// The position after a call that fetched `fetched` from `state`'s window. `complete`:
+/// every search reached the end of the window; otherwise `interrupted_at` is the highest
+/// oldest `sortAt` among the interrupted searches.
+fn next_position(
+    state: &BlueskyPosition,
+    fetched: &[(String, Timestamp)],
+    complete: bool,
+    interrupted_at: Option<Timestamp>,
+    now: Timestamp,
+) -> BlueskyPosition {
+    let millisecond = SignedDuration::from_millis(1);
+    let newest = fetched.iter().map(|(_, t)| *t).chain(state.newest).max();
+    let (since, until) = if complete || interrupted_at.is_none() {
+        // Never from the future, should the AppView's clock run ahead of ours.
+        let floor = newest.map_or(now, |n| n.min(now)) - SEARCH_OVERLAP;
+        (state.since.map_or(floor, |s| s.max(floor)), None)
+    } else {
+        let oldest = interrupted_at.unwrap_or(now);
+        // `until` is exclusive: reach just above the oldest post fetched, and step below it
+        // when a poll made no progress (more posts in one millisecond than the page cap).
+        let until = match state.until {
+            Some(u) if oldest + millisecond >= u => u - millisecond,
+            _ => oldest + millisecond,
+        };
+        (state.since.unwrap_or(now - SEARCH_OVERLAP), Some(until))
+    };
+    let top_overlap = newest.map(|n| n - SEARCH_OVERLAP);
+    let keep = |t: Timestamp| {
+        t >= since
+            && match until {
+                None => true,
+                Some(u) => t < u || top_overlap.is_some_and(|o| t >= o),
+            }
+    };
+    let mut uris = HashSet::new();
+    let mut seen: Vec<(String, Timestamp)> = fetched
+        .iter()
+        .chain(state.seen.iter())
+        .filter(|(uri, t)| keep(*t) && uris.insert(uri.clone()))
+        .cloned()
+        .collect();
+    if seen.len() > MAX_SEEN {
+        seen.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        seen.truncate(MAX_SEEN);
+    }
+    BlueskyPosition {
+        since: Some(since),
+        until,
+        newest,
+        seen,
+    }
 }
 
 // ---------------------------------------------------------------------------------------

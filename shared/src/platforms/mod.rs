@@ -6,15 +6,20 @@
 pub mod bluesky;
 pub mod discord;
 mod error;
+pub mod facebook;
 pub mod hackernews;
 pub mod http;
+pub mod linkedin;
 pub mod listeners;
 pub mod mastodon;
 pub mod ratelimit;
+pub mod reddit;
 pub mod rss;
 pub mod slack;
 pub mod telegram;
 pub mod webhook;
+pub mod x;
+pub mod youtube;
 
 use jiff::Timestamp;
 

@@ -11,10 +11,14 @@ use crate::clock::Clock;
 use crate::domain::{Channel, Platform, Secret, SecretRef};
 use crate::platforms::bluesky::{BlueskyPublisher, DEFAULT_SERVICE};
 use crate::platforms::discord::DiscordPublisher;
+use crate::platforms::facebook::FacebookPublisher;
+use crate::platforms::linkedin::LinkedInPublisher;
 use crate::platforms::mastodon::MastodonPublisher;
+use crate::platforms::reddit::RedditPublisher;
 use crate::platforms::slack::SlackPublisher;
 use crate::platforms::telegram::TelegramPublisher;
 use crate::platforms::webhook::{WebhookNotifier, WebhookPublisher};
+use crate::platforms::x::XPublisher;
 use crate::platforms::{HttpClient, PlatformError, Publisher};
 use crate::secrets::{SecretError, SecretResolver};
 
@@ -137,6 +141,48 @@ impl PlatformPublishers {
             }
             Platform::Discord => Arc::new(DiscordPublisher::new(http, secret).with_clock(clock)),
             Platform::Slack => Arc::new(SlackPublisher::new(http, secret).with_clock(clock)),
+            Platform::X => {
+                let mut x = XPublisher::from_secret(http, &secret, clock)?;
+                if let Some(base) = &channel.base_url {
+                    x = x.with_base_url(base.clone());
+                }
+                Arc::new(x)
+            }
+            Platform::Facebook => {
+                let page = channel
+                    .account
+                    .clone()
+                    .ok_or_else(|| unusable(channel, "has no `account` (the Page id)"))?;
+                let mut fb = FacebookPublisher::new(http, page, secret).with_clock(clock);
+                if let Some(base) = &channel.base_url {
+                    fb = fb.with_base_url(base.clone());
+                }
+                Arc::new(fb)
+            }
+            Platform::Reddit => {
+                let subreddit = channel
+                    .account
+                    .clone()
+                    .ok_or_else(|| unusable(channel, "has no `account` (the subreddit)"))?;
+                let mut reddit = RedditPublisher::new(http, subreddit, secret, clock);
+                if let Some(base) = &channel.base_url {
+                    reddit = reddit.with_base_url(base.clone());
+                }
+                Arc::new(reddit)
+            }
+            Platform::Linkedin => {
+                let author = channel.account.clone().ok_or_else(|| {
+                    unusable(
+                        channel,
+                        "has no `account` (the author URN, urn:li:organization:…)",
+                    )
+                })?;
+                let mut linkedin = LinkedInPublisher::new(http, author, secret, clock);
+                if let Some(base) = &channel.base_url {
+                    linkedin = linkedin.with_base_url(base.clone());
+                }
+                Arc::new(linkedin)
+            }
             Platform::Webhook => {
                 let signing = signing
                     .ok_or_else(|| unusable(channel, "has no `token` (the signing secret)"))?;
@@ -334,8 +380,9 @@ mod tests {
                 .to_string()
                 .contains("`account`")
         );
-        let x = channel(serde_json::json!({"id": "x", "platform": "x", "token": "env:T"}));
-        let err = f.publisher_for(&x).await.unwrap_err().to_string();
+        let hn =
+            channel(serde_json::json!({"id": "hn", "platform": "hackernews", "token": "env:T"}));
+        let err = f.publisher_for(&hn).await.unwrap_err().to_string();
         assert!(err.contains("not available in this version"), "{err}");
         let no_hook = channel(serde_json::json!({"id": "ops", "platform": "slack"}));
         assert!(

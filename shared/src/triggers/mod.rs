@@ -230,10 +230,7 @@ async fn load_series<'a, S: AggregateStore>(
             .min(window_start - SignedDuration::from_hours(24 * 7));
         for (from, to) in ranges {
             for (bucket, counters) in store.list_counters(campaign, from, to).await? {
-                series
-                    .entry(bucket.hour)
-                    .or_insert_with(Counters::default)
-                    .add(&counters);
+                series.entry(bucket.hour).or_default().add(&counters);
             }
         }
         *cache = Some(series);

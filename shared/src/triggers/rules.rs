@@ -114,7 +114,7 @@ pub fn baseline(
     let mut to = start;
     while to - len >= oldest && to - len >= first {
         samples.push(sum(series, to - len, to).mentions as f64);
-        to = to - len;
+        to -= len;
     }
     if samples.len() < MIN_BASELINE_SAMPLES {
         return None;
@@ -368,7 +368,7 @@ mod tests {
                     ..Counters::default()
                 },
             );
-            hour = hour + HOUR;
+            hour += HOUR;
         }
         let v = volume_spike(&series, 3.0, one_hour(), 10, now);
         assert_eq!(

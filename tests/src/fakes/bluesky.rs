@@ -9,7 +9,13 @@
 //!   the client gets a bare **500 `InternalServerError`**;
 //! - `getRecord` (400 `RecordNotFound`), `resolveHandle`;
 //! - 429 `RateLimitExceeded` with `RateLimit-*` headers (`Reset` in unix seconds, on the
-//!   fake's clock).
+//!   fake's clock);
+//! - `app.bsky.feed.searchPosts` for listening (§2.1): signed-in only, `sort=latest` by
+//!   `sortAt` (the earlier of `createdAt` and `indexedAt`), `since` inclusive / `until`
+//!   exclusive on `sortAt`, `limit` 1–100 (default 25), an offset `cursor`, `RateLimit-*`
+//!   headers; every whitespace-separated term of `q` must occur in the text (case-folded),
+//!   which is enough for the AND-only queries Hark sends; access tokens can be set to expire
+//!   after a number of searches (then **400 `ExpiredToken`**).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -46,6 +52,10 @@ struct PdsState {
     faults: FaultPlan,
     lost_response_delay: Duration,
     app_password_revoked: bool,
+    /// Posts others made, as search returns them (postViews).
+    feed: Vec<Value>,
+    /// Searches left before every access token expires.
+    searches_until_expiry: Option<usize>,
 }
 
 /// The fake PDS. Dropping it stops the server.
@@ -75,6 +85,8 @@ impl FakePds {
             faults: FaultPlan::default(),
             lost_response_delay: Duration::from_secs(2),
             app_password_revoked: false,
+            feed: Vec::new(),
+            searches_until_expiry: None,
         }));
         Mock::given(path_regex("^/xrpc/"))
             .respond_with(Pds(state.clone()))
@@ -137,6 +149,47 @@ impl FakePds {
     pub fn calls(&self, nsid: &str) -> usize {
         self.state().calls.iter().filter(|c| *c == nsid).count()
     }
+
+    /// Someone (`handle`) posted `text` at `at` (created and indexed then): search finds it
+    /// as `at://did:plc:<handle-derived>/app.bsky.feed.post/<rkey>`. Returns the at-uri.
+    pub fn post(&self, rkey: &str, handle: &str, text: &str, at: Timestamp) -> String {
+        self.post_indexed(rkey, handle, text, at, at)
+    }
+
+    /// Like [`FakePds::post`], with a client-chosen `createdAt` that differs from the
+    /// AppView's `indexedAt` (late indexing, or a backdated record).
+    pub fn post_indexed(
+        &self,
+        rkey: &str,
+        handle: &str,
+        text: &str,
+        created_at: Timestamp,
+        indexed_at: Timestamp,
+    ) -> String {
+        let did = format!(
+            "did:plc:{}",
+            handle.replace('.', "").chars().take(24).collect::<String>()
+        );
+        let uri = format!("at://{did}/{COLLECTION}/{rkey}");
+        let stamp = |t: Timestamp| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        self.state().feed.push(json!({
+            "uri": uri,
+            "cid": format!("bafyreifeed{rkey}"),
+            "author": { "did": did, "handle": handle, "displayName": format!("Display {handle}"),
+                        "labels": [], "createdAt": "2024-02-01T10:00:00.000Z" },
+            "record": { "$type": COLLECTION, "text": text, "createdAt": stamp(created_at), "langs": ["en"] },
+            "replyCount": 1, "repostCount": 2, "likeCount": 3, "quoteCount": 1,
+            "indexedAt": stamp(indexed_at),
+            "labels": [],
+        }));
+        uri
+    }
+
+    /// After `searches` more `searchPosts` calls, every access token expires (the next
+    /// search answers 400 `ExpiredToken`).
+    pub fn expire_access_tokens_after_searches(&self, searches: usize) {
+        self.state().searches_until_expiry = Some(searches);
+    }
 }
 
 struct Pds(Arc<Mutex<PdsState>>);
@@ -177,6 +230,7 @@ impl Respond for Pds {
             "com.atproto.server.refreshSession" => refresh_session(&mut state, request),
             "com.atproto.repo.createRecord" => create_record(&mut state, request),
             "com.atproto.repo.getRecord" => get_record(&state, request),
+            "app.bsky.feed.searchPosts" => search_posts(&mut state, request),
             "com.atproto.identity.resolveHandle" => match query(request, "handle").as_deref() {
                 Some(BLUESKY_HANDLE) => {
                     ResponseTemplate::new(200).set_body_json(json!({ "did": BLUESKY_DID }))
@@ -389,4 +443,111 @@ fn get_record(state: &PdsState, request: &Request) -> ResponseTemplate {
             &format!("Could not locate record: {uri}"),
         ),
     }
+}
+
+/// The access token of `request`, checked: `Some` is the PDS's refusal.
+fn refuse_access(state: &PdsState, request: &Request) -> Option<ResponseTemplate> {
+    match bearer(request).map(|t| state.access.get(&t).copied()) {
+        None => Some(error(
+            401,
+            "AuthenticationRequired",
+            "Authentication Required",
+        )),
+        Some(None) => Some(fixture_error(
+            400,
+            include_str!("../../fixtures/bluesky/error_invalid_token.json"),
+        )),
+        Some(Some(true)) => Some(fixture_error(
+            400,
+            include_str!("../../fixtures/bluesky/error_expired_token.json"),
+        )),
+        Some(Some(false)) => None,
+    }
+}
+
+/// `sortAt`: the earlier of `record.createdAt` and `indexedAt`.
+fn sort_at(post: &Value) -> Timestamp {
+    let indexed: Timestamp = post["indexedAt"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(Timestamp::UNIX_EPOCH);
+    post["record"]["createdAt"]
+        .as_str()
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .map_or(indexed, |c| c.min(indexed))
+}
+
+fn search_posts(state: &mut PdsState, request: &Request) -> ResponseTemplate {
+    if let Some(left) = state.searches_until_expiry {
+        if left == 0 {
+            state.access.values_mut().for_each(|e| *e = true);
+            state.searches_until_expiry = None;
+        } else {
+            state.searches_until_expiry = Some(left - 1);
+        }
+    }
+    if let Some(refused) = refuse_access(state, request) {
+        return refused;
+    }
+    let Some(q) = query(request, "q").filter(|q| !q.trim().is_empty()) else {
+        return error(
+            400,
+            "InvalidRequest",
+            "Error: Params must have the property \"q\"",
+        );
+    };
+    let limit = match query(request, "limit").map(|l| l.parse::<usize>()) {
+        None => 25,
+        Some(Ok(l)) if (1..=100).contains(&l) => l,
+        Some(_) => return error(400, "InvalidRequest", "limit must be between 1 and 100"),
+    };
+    let bound = |name: &str| -> Result<Option<Timestamp>, String> {
+        match query(request, name) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<Timestamp>()
+                .map(Some)
+                .map_err(|_| format!("{name} must be a valid datetime")),
+        }
+    };
+    let (since, until) = match (bound("since"), bound("until")) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(e), _) | (_, Err(e)) => return error(400, "InvalidRequest", &e),
+    };
+    let offset: usize = query(request, "cursor")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let terms: Vec<String> = q
+        .split_whitespace()
+        .map(|t| t.trim_matches('"').to_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut hits: Vec<&Value> = state
+        .feed
+        .iter()
+        .filter(|p| {
+            let text = p["record"]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_lowercase();
+            let t = sort_at(p);
+            terms.iter().all(|term| text.contains(term.as_str()))
+                && since.is_none_or(|s| t >= s)
+                && until.is_none_or(|u| t < u)
+        })
+        .collect();
+    hits.sort_by(|a, b| (sort_at(b), b["uri"].as_str()).cmp(&(sort_at(a), a["uri"].as_str())));
+    let total = hits.len();
+    let page: Vec<Value> = hits.into_iter().skip(offset).take(limit).cloned().collect();
+    let mut body = json!({ "hitsTotal": total, "posts": page });
+    if offset + limit < total {
+        body["cursor"] = json!((offset + limit).to_string());
+    }
+    let reset = (state.clock.now().as_second() + 300).to_string();
+    ResponseTemplate::new(200)
+        .set_body_json(body)
+        .insert_header("RateLimit-Limit", "3000")
+        .insert_header("RateLimit-Remaining", "2999")
+        .insert_header("RateLimit-Reset", reset.as_str())
+        .insert_header("RateLimit-Policy", "3000;w=300")
 }

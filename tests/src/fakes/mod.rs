@@ -3,8 +3,13 @@
 //! publishing platforms) their idempotency guards and injectable faults.
 
 mod bluesky;
+pub mod facebook;
 mod faults;
+pub mod linkedin;
 mod mastodon;
+pub mod reddit;
+pub mod x;
+pub mod youtube;
 
 pub use bluesky::{BLUESKY_APP_PASSWORD, BLUESKY_DID, BLUESKY_HANDLE, FakePds};
 pub use faults::Fault;

@@ -10,9 +10,9 @@ use hark_shared::domain::{
 };
 use hark_shared::ports::{
     AggregateStore, AuthorDelta, AuthorKey, AuthorStats, AuthorStore, ConfigStore, Counters,
-    CreateOutcome, CursorStore, DeliveryStore, FireOutcome, Firing, FiringRecord, HourBucket, MAX_BATCH_BYTES,
-    MentionQuery, MentionStore, MessageQueue, PutOutcome, QueueError, QueueName, StoreError,
-    TriggerStore, UpsertOutcome,
+    CreateOutcome, CursorStore, DeliveryStore, FireOutcome, Firing, FiringRecord, HourBucket,
+    MAX_BATCH_BYTES, MentionQuery, MentionStore, MessageQueue, PutOutcome, QueueError, QueueName,
+    StoreError, TriggerStore, UpsertOutcome,
 };
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Barrier;
@@ -897,7 +897,10 @@ pub async fn a_fired_rule_keeps_its_event_pending_until_announced<S: TriggerStor
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(state.pending_event.as_deref(), Some("{\"window_start\":3600}"));
+    assert_eq!(
+        state.pending_event.as_deref(),
+        Some("{\"window_start\":3600}")
+    );
     // A stale acknowledgement (another window) leaves it pending.
     store
         .mark_announced("launch", "negative-wave", at(0))
@@ -921,7 +924,10 @@ pub async fn a_fired_rule_keeps_its_event_pending_until_announced<S: TriggerStor
     assert_eq!(state.pending_event, None);
     assert_eq!(state.fired_count, 1);
     // Unknown rules: nothing to do, no error.
-    store.mark_announced("launch", "nope", at(3600)).await.unwrap();
+    store
+        .mark_announced("launch", "nope", at(3600))
+        .await
+        .unwrap();
 }
 
 pub async fn firings_are_kept_per_campaign_in_window_order<S: TriggerStore>(store: &S) {
@@ -933,7 +939,10 @@ pub async fn firings_are_kept_per_campaign_in_window_order<S: TriggerStore>(stor
         event: format!("{{\"rule\":\"{rule}\",\"w\":{window}}}"),
     };
     store.record_firing(&record("spike", 7200)).await.unwrap();
-    store.record_firing(&record("negative", 3600)).await.unwrap();
+    store
+        .record_firing(&record("negative", 3600))
+        .await
+        .unwrap();
     store.record_firing(&record("spike", 3600)).await.unwrap();
     // Idempotent: recording the same firing again keeps one record.
     store.record_firing(&record("spike", 7200)).await.unwrap();
@@ -958,9 +967,7 @@ pub async fn firings_are_kept_per_campaign_in_window_order<S: TriggerStore>(stor
     assert!(store.list_firings("nobody").await.unwrap().is_empty());
 }
 
-pub async fn a_budget_is_never_overdrawn_even_when_raced<S: TriggerStore + 'static>(
-    store: Arc<S>,
-) {
+pub async fn a_budget_is_never_overdrawn_even_when_raced<S: TriggerStore + 'static>(store: Arc<S>) {
     let contenders = 8;
     let barrier = Arc::new(Barrier::new(contenders));
     let mut tasks = Vec::new();
@@ -995,7 +1002,12 @@ pub async fn a_budget_is_never_overdrawn_even_when_raced<S: TriggerStore + 'stat
             .await
             .unwrap()
     );
-    assert!(!store.take_budget("none/2026-11-26", 0, at(86_400)).await.unwrap());
+    assert!(
+        !store
+            .take_budget("none/2026-11-26", 0, at(86_400))
+            .await
+            .unwrap()
+    );
 }
 
 // ---------------------------------------------------------------- queue
