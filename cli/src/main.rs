@@ -3,8 +3,10 @@
 mod analyze;
 mod apply;
 mod backend;
+mod demo;
 mod ops;
 mod posts;
+mod report;
 mod run;
 
 use std::io::Write;
@@ -47,6 +49,10 @@ enum BackendArg {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole pipeline offline in one command: simulated platforms on loopback, a day
+    /// of conversation with a negative wave, triggers, alerts, the crisis brake and
+    /// publishing, on the embedded store in HARK_DATA_DIR; ends with a summary.
+    Demo(demo::DemoArgs),
     /// Create the store (embedded: the SQLite file; aws: the table and the queues).
     Init {
         /// Name prefix of the SQS queues created with --backend aws.
@@ -123,6 +129,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A report read from the store: hourly volume (sparkline), platforms, languages,
+    /// sentiment, top authors, trigger firings and publish outcomes; --html writes it as
+    /// one self-contained page with charts.
+    Report {
+        /// Only this campaign (default: every active campaign).
+        #[arg(long, value_name = "ID")]
+        campaign: Option<String>,
+        /// Start of the range: an RFC 3339 instant or how long ago (24h, 7d); default 7d.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Also write the report as a self-contained HTML page (inline SVG charts, printable).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the configured channels.
     Channels(ListArgs),
 }
@@ -160,6 +183,8 @@ enum CliError {
     #[error(transparent)]
     Ops(#[from] ops::OpsError),
     #[error(transparent)]
+    Demo(#[from] demo::DemoError),
+    #[error(transparent)]
     Run(#[from] run::RunError),
     #[error(transparent)]
     Posts(#[from] posts::PostsError),
@@ -183,6 +208,7 @@ impl CliError {
             | CliError::Backend(backend::BackendError::Config(_))
             | CliError::Since(_)
             | CliError::Ops(ops::OpsError::UnknownCampaign(_))
+            | CliError::Demo(demo::DemoError::NotADemoDir { .. })
             | CliError::Analyze(analyze::AnalyzeError::Lang(_)) => ExitCode::from(2),
             _ => ExitCode::from(1),
         }
@@ -281,17 +307,31 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Run { once, every, json } => {
             let backend = Backend::open(&config).await?;
+            // In the cloud, `ssm:` and `secretsmanager:` references resolve as the functions
+            // resolve them; locally only `env:` does.
+            let secrets: std::sync::Arc<dyn hark_shared::secrets::SecretResolver> = match &backend {
+                Backend::Embedded { .. } => {
+                    std::sync::Arc::new(hark_shared::secrets::EnvSecretResolver)
+                }
+                Backend::Aws { .. } => {
+                    std::sync::Arc::new(hark_shared::aws::AwsSecretResolver::new(
+                        &hark_shared::aws::load_sdk_config().await,
+                    ))
+                }
+            };
             let listeners = hark_shared::platforms::listeners::PlatformListeners::new(
                 hark_shared::platforms::HttpClient::new(config.allow_private_urls)?,
-                std::sync::Arc::new(hark_shared::secrets::EnvSecretResolver),
-            );
+                secrets.clone(),
+            )
+            .with_enabled(config.enabled_platforms.clone());
             let mut report = run::RunReport::default();
             let clock = hark_shared::clock::SystemClock;
             let publishers = hark_shared::publishing::PlatformPublishers::new(
                 hark_shared::platforms::HttpClient::new(config.allow_private_urls)?,
-                std::sync::Arc::new(hark_shared::secrets::EnvSecretResolver),
+                secrets,
                 std::sync::Arc::new(hark_shared::clock::SystemClock),
-            );
+            )
+            .with_enabled(config.enabled_platforms.clone());
             let processor = hark_shared::processing::Processor::new(
                 hark_shared::analysis::Analyzer::new(
                     hark_shared::analysis::Languages::from_codes(&config.languages)
@@ -409,6 +449,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::Demo(args) => {
+            demo::run(&config, args).await?;
+            Ok(())
+        }
         Command::KillSwitch {
             switch,
             reason,
@@ -437,6 +481,25 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 }
             }
             Ok(())
+        }
+        Command::Report {
+            campaign,
+            since,
+            html,
+            json,
+        } => {
+            let now = jiff::Timestamp::now();
+            let from = report::range_start(since.as_deref(), now)?;
+            let backend = Backend::open(&config).await?;
+            let (campaign, html) = (campaign.as_deref(), html.as_deref());
+            match &backend {
+                Backend::Embedded { store, .. } => {
+                    report::run(&**store, campaign, from, html, *json, now).await
+                }
+                Backend::Aws { store, .. } => {
+                    report::run(&**store, campaign, from, html, *json, now).await
+                }
+            }
         }
         Command::Channels(args) => list::<Channel>(&config, args).await,
     }

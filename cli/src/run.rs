@@ -120,6 +120,14 @@ where
         )
         .await?;
         report.deliveries_dispatched += dispatch.dispatched;
+        hark_shared::publishing::settle_due(
+            self.store,
+            self.queue,
+            self.publishers,
+            self.clock.now(),
+            &hark_shared::publishing::SettleSettings::matching(&self.publishing),
+        )
+        .await?;
         sweep_pending(self.store, self.queue, self.clock.now()).await?;
         self.drain_polls(report).await?;
         self.drain_mentions(report).await?;

@@ -15,6 +15,8 @@ pub const ENV_ALLOW_PRIVATE_URLS: &str = "HARK_ALLOW_PRIVATE_URLS";
 pub const ENV_RETENTION_DAYS: &str = "HARK_RETENTION_DAYS";
 pub const ENV_MAX_RECEIVE_COUNT: &str = "HARK_MAX_RECEIVE_COUNT";
 pub const ENV_LANGUAGES: &str = "HARK_LANGUAGES";
+/// Platforms this deployment may call (`mastodon,bluesky,slack`; unset or `all`: every one).
+pub const ENV_ENABLED_PLATFORMS: &str = "HARK_ENABLED_PLATFORMS";
 /// EventBridge bus name or ARN the actions function puts events on (unset: no bus).
 pub const ENV_EVENT_BUS: &str = "HARK_EVENT_BUS";
 
@@ -95,6 +97,9 @@ pub struct Config {
     /// The EventBridge bus for Hark's events (`HARK_EVENT_BUS`); `None`: events stay on
     /// the events queue only.
     pub event_bus: Option<String>,
+    /// The platforms this deployment may listen to or publish on (`HARK_ENABLED_PLATFORMS`);
+    /// `None`: all of them.
+    pub enabled_platforms: Option<std::collections::BTreeSet<crate::domain::Platform>>,
 }
 
 impl Config {
@@ -143,6 +148,22 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(".hark")),
             table: get(ENV_TABLE),
             event_bus: get(ENV_EVENT_BUS),
+            enabled_platforms: match get(ENV_ENABLED_PLATFORMS) {
+                None => None,
+                Some(v) if v.trim().eq_ignore_ascii_case("all") => None,
+                Some(v) => Some(
+                    v.split(',')
+                        .map(|p| p.trim().to_lowercase())
+                        .filter(|p| !p.is_empty())
+                        .map(|p| p.parse::<crate::domain::Platform>())
+                        .collect::<Result<_, _>>()
+                        .map_err(|_| ConfigError::Invalid {
+                            var: ENV_ENABLED_PLATFORMS,
+                            value: v.clone(),
+                            expected: "`all` or comma-separated platform names like mastodon,bluesky,slack",
+                        })?,
+                ),
+            },
             queues: QueueUrls {
                 poll: get(ENV_POLL_QUEUE_URL),
                 mentions: get(ENV_MENTIONS_QUEUE_URL),
@@ -259,6 +280,22 @@ mod tests {
         );
         let e = config(&[("HARK_ALLOW_PRIVATE_URLS", "yes")]).unwrap_err();
         assert!(e.to_string().starts_with("HARK_ALLOW_PRIVATE_URLS=`yes`"));
+        let c = config(&[("HARK_ENABLED_PLATFORMS", "mastodon, Slack")]).unwrap();
+        assert_eq!(
+            c.enabled_platforms.unwrap().into_iter().collect::<Vec<_>>(),
+            [
+                crate::domain::Platform::Mastodon,
+                crate::domain::Platform::Slack
+            ]
+        );
+        assert_eq!(
+            config(&[("HARK_ENABLED_PLATFORMS", "all")])
+                .unwrap()
+                .enabled_platforms,
+            None
+        );
+        let e = config(&[("HARK_ENABLED_PLATFORMS", "mastodon,myspace")]).unwrap_err();
+        assert!(e.to_string().contains("HARK_ENABLED_PLATFORMS"), "{e}");
         let e = config(&[("HARK_LANGUAGES", "en,deutsch")]).unwrap_err();
         assert!(e.to_string().starts_with("HARK_LANGUAGES=`en,deutsch`"));
         let e = config(&[("HARK_RETENTION_DAYS", "0")]).unwrap_err();

@@ -26,6 +26,14 @@ pub trait SecretResolver: Send + Sync {
     async fn resolve(&self, reference: &SecretRef) -> Result<Secret, SecretError>;
 }
 
+/// Writes a new value behind a [`SecretRef`]: credentials a platform rotates on use (X's
+/// OAuth 2.0 refresh tokens) must be kept where they are read from, or the next cold start
+/// reads a token that no longer works.
+#[async_trait::async_trait]
+pub trait SecretWriter: Send + Sync {
+    async fn write(&self, reference: &SecretRef, value: &Secret) -> Result<(), SecretError>;
+}
+
 /// Resolves `env:NAME` from the process environment (local runs). Cloud references are
 /// refused with a clear error: they need the AWS resolvers.
 #[derive(Debug, Clone, Copy, Default)]

@@ -143,6 +143,7 @@ async fn given_the_deployed_stack_then_each_function_environment_configures_its_
             .map(String::as_str)
             .collect::<Vec<_>>(),
         [
+            "ActionsFunction",
             "PollerFunction",
             "ProcessorFunction",
             "PublisherFunction",
@@ -150,12 +151,20 @@ async fn given_the_deployed_stack_then_each_function_environment_configures_its_
         ]
     );
     // Each function needs the queues its main requires, with the stack's URLs.
-    let needs: [(&str, &[(QueueName, &str)]); 4] = [
+    let needs: [(&str, &[(QueueName, &str)]); 5] = [
         (
             "SchedulerFunction",
             &[
                 (QueueName::Poll, "PollQueueUrl"),
                 (QueueName::Publish, "PublishQueueUrl"),
+                (QueueName::Events, "EventsQueueUrl"),
+            ],
+        ),
+        (
+            "ActionsFunction",
+            &[
+                (QueueName::Publish, "PublishQueueUrl"),
+                (QueueName::Events, "EventsQueueUrl"),
             ],
         ),
         (
@@ -165,7 +174,10 @@ async fn given_the_deployed_stack_then_each_function_environment_configures_its_
                 (QueueName::Events, "EventsQueueUrl"),
             ],
         ),
-        ("ProcessorFunction", &[]),
+        (
+            "ProcessorFunction",
+            &[(QueueName::Events, "EventsQueueUrl")],
+        ),
         (
             "PublisherFunction",
             &[(QueueName::Events, "EventsQueueUrl")],

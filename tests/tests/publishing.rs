@@ -9,15 +9,16 @@ use hark_shared::clock::{Clock, ManualClock};
 use hark_shared::domain::{
     Channel, Delivery, DeliveryState, DeliveryStatus, Platform, ScheduledPost,
 };
-use hark_shared::embedded::EmbeddedStore;
+use hark_shared::embedded::{EmbeddedOptions, EmbeddedStore};
 use hark_shared::events::HarkEvent;
 use hark_shared::lambda::{Disposition, failed_ids, for_each_record, sqs_event};
-use hark_shared::platforms::{OutgoingPost, PlatformError, Published, Publisher};
+use hark_shared::platforms::{Lookup, OutgoingPost, PlatformError, Published, Publisher};
 use hark_shared::ports::{ConfigStore, DeliveryStore, MessageQueue, QueueName, ReceivedMessage};
 use hark_shared::publishing::{
     ChannelAuth, ChannelPublisher, DispatchSettings, PublishJob, PublishOutcome, PublisherFactory,
-    PublisherSettings, PublishingError, cancel_delivery, dispatch_due, handle_publish_message,
-    list_deliveries, publish_job, retry_delivery, schedule_post,
+    PublisherSettings, PublishingError, RECONCILE_AFTER, RECONCILE_DEADLINE, SettleReport,
+    SettleSettings, cancel_delivery, dispatch_due, handle_publish_message, list_deliveries,
+    publish_job, retry_delivery, schedule_post, settle_due,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -39,9 +40,23 @@ enum Answer {
 
 /// One script for every channel: answers queued per channel (default: success), and every
 /// create request recorded as (channel, text, idempotency key).
+/// What a scripted platform answers to one look through the account's posts.
+#[derive(Debug, Clone)]
+enum LookupAnswer {
+    /// Finds the post with this platform id.
+    Found(&'static str),
+    NotFound,
+    Unsupported,
+    Unreadable,
+}
+
 #[derive(Default)]
 struct Script {
     answers: Mutex<HashMap<String, VecDeque<Answer>>>,
+    /// Per channel; when none is queued the client cannot look (`Unsupported`).
+    lookups: Mutex<HashMap<String, VecDeque<LookupAnswer>>>,
+    /// Every look: (channel, text, since).
+    looks: Mutex<Vec<(String, String, Timestamp)>>,
     calls: Mutex<Vec<(String, String, String)>>,
     credentials: Mutex<HashMap<String, String>>,
 }
@@ -54,6 +69,19 @@ impl Script {
             .entry(channel.into())
             .or_default()
             .extend(answers.iter().cloned());
+    }
+
+    fn lookup(&self, channel: &str, answers: &[LookupAnswer]) {
+        self.lookups
+            .lock()
+            .unwrap()
+            .entry(channel.into())
+            .or_default()
+            .extend(answers.iter().cloned());
+    }
+
+    fn looks(&self) -> Vec<(String, String, Timestamp)> {
+        self.looks.lock().unwrap().clone()
     }
 
     fn calls(&self) -> Vec<(String, String, String)> {
@@ -112,6 +140,40 @@ impl Publisher for ScriptedPublisher {
             }),
         }
     }
+
+    async fn find_published(
+        &self,
+        post: &OutgoingPost,
+        since: Timestamp,
+    ) -> Result<Lookup, PlatformError> {
+        let channel = &self.channel;
+        self.script
+            .looks
+            .lock()
+            .unwrap()
+            .push((channel.id.clone(), post.text.clone(), since));
+        let answer = self
+            .script
+            .lookups
+            .lock()
+            .unwrap()
+            .get_mut(&channel.id)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or(LookupAnswer::Unsupported);
+        match answer {
+            LookupAnswer::Found(id) => Ok(Lookup::Found(Published {
+                platform_id: id.to_owned(),
+                url: Some(format!("https://{}.example/p/{id}", channel.id)),
+            })),
+            LookupAnswer::NotFound => Ok(Lookup::NotFound),
+            LookupAnswer::Unsupported => Ok(Lookup::Unsupported),
+            LookupAnswer::Unreadable => Err(PlatformError::Retryable {
+                platform: channel.platform,
+                after: None,
+                reason: "HTTP 503 reading the timeline".into(),
+            }),
+        }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -142,14 +204,23 @@ impl PublisherFactory for Scripted {
 
 struct World {
     store: Arc<EmbeddedStore>,
-    clock: ManualClock,
+    /// Also the queue's clock: delayed and hidden messages follow simulated time.
+    clock: Arc<ManualClock>,
     script: Scripted,
     settings: PublisherSettings,
 }
 
 impl World {
     async fn new() -> World {
-        let store = hark_tests::embedded_backend();
+        let clock = Arc::new(ManualClock::new(t(0)));
+        let store = Arc::new(
+            EmbeddedStore::open_in_memory(EmbeddedOptions {
+                retention_days: hark_tests::RETENTION_DAYS,
+                max_receive_count: hark_tests::MAX_RECEIVES,
+                clock: clock.clone(),
+            })
+            .unwrap(),
+        );
         for (id, platform) in [
             ("masto", "mastodon"),
             ("sky", "bluesky"),
@@ -164,7 +235,7 @@ impl World {
         }
         World {
             store,
-            clock: ManualClock::new(t(0)),
+            clock,
             script: Scripted::default(),
             settings: PublisherSettings {
                 owner: "test-worker".into(),
@@ -220,11 +291,35 @@ impl World {
             &*self.store,
             &self.script,
             job,
-            &self.clock,
+            &*self.clock,
             &self.settings,
         )
         .await
         .unwrap()
+    }
+
+    /// The settle step of the scheduler tick; returns its report and the publish jobs it
+    /// sent (drained from the queue).
+    async fn settle(&self) -> (SettleReport, Vec<PublishJob>) {
+        let report = settle_due(
+            &*self.store,
+            &*self.store,
+            &self.script,
+            self.now(),
+            &SettleSettings::default(),
+        )
+        .await
+        .unwrap();
+        (report, self.jobs().await)
+    }
+
+    /// The publish jobs visible now, without a scheduler tick (drained from the queue).
+    async fn jobs(&self) -> Vec<PublishJob> {
+        drain(&*self.store, QueueName::Publish)
+            .await
+            .iter()
+            .map(|m| serde_json::from_str(&m.body).unwrap())
+            .collect()
     }
 
     /// Tick, then run every job sent.
@@ -502,7 +597,7 @@ async fn given_a_malformed_message_then_it_is_a_batch_item_failure_and_the_other
                 &*w.store,
                 &w.script,
                 &r.body,
-                &w.clock,
+                &*w.clock,
                 &w.settings,
             )
             .await
@@ -750,7 +845,7 @@ async fn crash_after_send(w: &World, channel: &str) -> (Delivery, PublishJob) {
     d.claim("crashed-worker", SignedDuration::from_mins(5), t(61))
         .unwrap();
     let mut d = w.store.update_delivery(&d).await.unwrap();
-    d.mark_sent(t(62)).unwrap();
+    d.mark_sent(SignedDuration::from_mins(5), t(62)).unwrap();
     (w.store.update_delivery(&d).await.unwrap(), job)
 }
 
@@ -862,7 +957,7 @@ async fn given_a_crash_after_recording_and_before_announcing_then_the_redelivery
     let mut d = w.delivery(&job.delivery_id).await;
     d.claim("w", SignedDuration::from_mins(5), t(61)).unwrap();
     let mut d = w.store.update_delivery(&d).await.unwrap();
-    d.mark_sent(t(61)).unwrap();
+    d.mark_sent(SignedDuration::from_mins(5), t(61)).unwrap();
     let mut d = w.store.update_delivery(&d).await.unwrap();
     d.mark_published("masto-9", None, t(62)).unwrap();
     let d = w.store.update_delivery(&d).await.unwrap();
@@ -1017,4 +1112,366 @@ async fn given_a_cancellation_recorded_but_not_announced_when_cancelled_again_th
         "announced now: a further cancel is refused"
     );
     assert!(w.events().await.is_empty());
+}
+
+// ------------------------------------------------------------------ retries sent by the publisher
+
+#[tokio::test]
+async fn given_a_500_then_success_then_the_publisher_sends_the_retry_itself_and_it_publishes_within_30s_without_a_tick()
+ {
+    let w = World::new().await;
+    w.script.0.answer("masto", &[Answer::Retryable(None)]);
+    let post = w.post(serde_json::json!({"id": "p", "at": t(60)})).await;
+    w.schedule(&post).await.unwrap();
+    w.at(61);
+    let job = w.tick().await.remove(0);
+    let PublishOutcome::Requeued {
+        retry_at,
+        redispatched,
+        ..
+    } = w.run(&job).await
+    else {
+        panic!("requeued");
+    };
+    assert!(redispatched, "the publisher sent the retry's job itself");
+    assert!(retry_at > t(61) && retry_at <= t(61 + 30), "{retry_at}");
+    assert!(w.jobs().await.is_empty(), "held back until retry_at");
+    assert!(
+        matches!(w.run(&job).await, PublishOutcome::Skipped { .. }),
+        "a duplicate of the first job is stale: it cannot skip the backoff"
+    );
+
+    // No scheduler tick from here on: the delayed job alone publishes it.
+    w.clock.set(retry_at);
+    let jobs = w.jobs().await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].dispatch, job.dispatch + 1, "a new job number");
+    assert!(published(&w.run(&jobs[0]).await));
+    let d = w.delivery(&job.delivery_id).await;
+    assert_eq!((d.status(), d.attempts), (DeliveryStatus::Published, 2));
+    assert_eq!(w.script.0.calls().len(), 2);
+    w.at(7200);
+    assert!(
+        w.tick().await.is_empty(),
+        "the tick does not send a job of its own for it"
+    );
+    assert!(matches!(
+        &w.events().await[..],
+        [HarkEvent::PostPublished { .. }]
+    ));
+}
+
+#[tokio::test]
+async fn given_a_retry_later_than_sqs_can_delay_then_the_tick_dispatches_it_when_due() {
+    let w = World::new().await;
+    w.script.0.answer("masto", &[Answer::Retryable(Some(1800))]);
+    let post = w.post(serde_json::json!({"id": "p", "at": t(60)})).await;
+    w.schedule(&post).await.unwrap();
+    w.at(61);
+    let job = w.tick().await.remove(0);
+    let PublishOutcome::Requeued {
+        retry_at,
+        redispatched,
+        ..
+    } = w.run(&job).await
+    else {
+        panic!("requeued");
+    };
+    assert!(!redispatched, "30 minutes is beyond SQS's 15-minute delay");
+    w.clock.set(retry_at);
+    let outcomes = w.tick_and_publish().await;
+    assert!(published(&outcomes[0]), "{outcomes:?}");
+}
+
+// ------------------------------------------------------------------ the settle sweep
+
+/// Settles with `at` as now.
+async fn settle_at(w: &World, at: Timestamp) -> (SettleReport, Vec<PublishJob>) {
+    w.clock.set(at);
+    w.settle().await
+}
+
+#[tokio::test]
+async fn given_a_claim_whose_worker_died_and_whose_job_was_dead_lettered_then_the_tick_requeues_and_publishes_it()
+ {
+    let w = World::new().await;
+    let post = w.post(serde_json::json!({"id": "p", "at": t(60)})).await;
+    w.schedule(&post).await.unwrap();
+    w.at(61);
+    let job = w.tick().await.remove(0);
+    let mut d = w.delivery(&job.delivery_id).await;
+    d.claim("dead-worker", SignedDuration::from_mins(5), t(61))
+        .unwrap();
+    w.store.update_delivery(&d).await.unwrap();
+    // Its job is gone (dead-lettered): only the settle sweep can bring it back.
+
+    let (report, jobs) = settle_at(&w, t(61 + 299)).await;
+    assert_eq!((report.found, jobs.len()), (0, 0), "the lease still runs");
+    let (report, jobs) = settle_at(&w, t(61 + 300)).await;
+    assert_eq!((report.recovered, report.dispatched), (1, 1), "{report:?}");
+    assert!(
+        matches!(w.run(&job).await, PublishOutcome::Skipped { .. }),
+        "the dead job would be stale had it come back"
+    );
+    assert!(published(&w.run(&jobs[0]).await));
+    let d = w.delivery(&job.delivery_id).await;
+    assert_eq!((d.status(), d.attempts), (DeliveryStatus::Published, 2));
+    assert_eq!(w.script.0.calls().len(), 1, "created once");
+    let (report, _) = settle_at(&w, t(7200)).await;
+    assert_eq!(report.found, 0, "nothing left to settle");
+}
+
+#[tokio::test]
+async fn given_stranded_sends_then_a_guarded_platform_is_dispatched_again_and_an_unguarded_one_becomes_unknown()
+ {
+    let w = World::new().await;
+    let (masto, _) = crash_after_send(&w, "masto").await;
+    let (tg, _) = crash_after_send(&w, "tg").await;
+
+    let (report, jobs) = settle_at(&w, t(62 + 300)).await;
+    assert_eq!(
+        (report.recovered, report.made_unknown),
+        (1, 1),
+        "{report:?}"
+    );
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].delivery_id, masto.id);
+    assert!(published(&w.run(&jobs[0]).await));
+    assert_eq!(
+        w.script.0.calls(),
+        [("masto".into(), "Hark 1.0 is out!".into(), masto.id.clone())],
+        "re-sent once, under the same idempotency key"
+    );
+    let tg = w.delivery(&tg.id).await;
+    let DeliveryState::Unknown { reason } = &tg.state else {
+        panic!("{tg:?}");
+    };
+    assert!(reason.contains("no idempotency guard"), "{reason}");
+    assert!(!tg.event_pending);
+    let events = w.events().await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        events.iter().any(
+            |e| matches!(e, HarkEvent::PostUnknown { delivery_id, .. } if *delivery_id == tg.id)
+        )
+    );
+}
+
+// ------------------------------------------------------------------ the reconciler
+
+/// A Telegram delivery (no idempotency guard) whose create timed out: UNKNOWN.
+async fn unknown_delivery(w: &World) -> Delivery {
+    w.script.0.answer("tg", &[Answer::Ambiguous]);
+    let post = w
+        .post(serde_json::json!({"id": "p", "at": t(60), "channels": ["tg"], "text": "Launch day ✨"}))
+        .await;
+    w.schedule(&post).await.unwrap();
+    w.at(61);
+    let job = w.tick().await.remove(0);
+    assert!(matches!(w.run(&job).await, PublishOutcome::Unknown { .. }));
+    w.delivery(&job.delivery_id).await
+}
+
+#[tokio::test]
+async fn given_an_unknown_delivery_found_on_the_account_then_published_with_its_id_and_announced_once()
+ {
+    let w = World::new().await;
+    let unknown = unknown_delivery(&w).await;
+    w.script.0.lookup("tg", &[LookupAnswer::Found("tg-77")]);
+    let (report, _) = settle_at(&w, t(61) + RECONCILE_AFTER - SignedDuration::from_secs(1)).await;
+    assert_eq!(report.found, 0, "the platform gets time to list the post");
+
+    let (report, jobs) = settle_at(&w, t(61) + RECONCILE_AFTER).await;
+    assert_eq!(report.reconciled_published, 1, "{report:?}");
+    assert!(jobs.is_empty());
+    let d = w.delivery(&unknown.id).await;
+    let DeliveryState::Published {
+        platform_id, url, ..
+    } = &d.state
+    else {
+        panic!("{d:?}");
+    };
+    assert_eq!(platform_id, "tg-77");
+    assert_eq!(url.as_deref(), Some("https://tg.example/p/tg-77"));
+    let looks = w.script.0.looks();
+    assert_eq!(looks.len(), 1);
+    assert_eq!(looks[0].1, "Launch day ✨", "looked for the exact text");
+    assert_eq!(
+        looks[0].2,
+        unknown.first_sent_at.unwrap() - SignedDuration::from_mins(5),
+        "since the first send, with a margin"
+    );
+    assert_eq!(w.script.0.calls().len(), 1, "never sent again");
+    let events = w.events().await;
+    assert!(
+        matches!(
+            &events[..],
+            [HarkEvent::PostUnknown { .. }, HarkEvent::PostPublished { platform_id, .. }] if platform_id == "tg-77"
+        ),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn given_an_unknown_delivery_certainly_not_on_the_account_then_it_is_queued_dispatched_and_published_once()
+ {
+    let w = World::new().await;
+    let unknown = unknown_delivery(&w).await;
+    w.script.0.lookup("tg", &[LookupAnswer::NotFound]);
+    let (report, jobs) = settle_at(&w, t(200)).await;
+    assert_eq!(
+        (report.reconciled_requeued, report.dispatched),
+        (1, 1),
+        "{report:?}"
+    );
+    assert!(published(&w.run(&jobs[0]).await));
+    let d = w.delivery(&unknown.id).await;
+    assert_eq!((d.status(), d.attempts), (DeliveryStatus::Published, 2));
+    assert!(
+        d.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("did not go through")),
+        "{d:?}"
+    );
+    assert_eq!(
+        w.script.0.calls().len(),
+        2,
+        "the one lost create, then one post"
+    );
+    let events = w.events().await;
+    assert!(
+        matches!(
+            &events[..],
+            [
+                HarkEvent::PostUnknown { .. },
+                HarkEvent::PostPublished { .. }
+            ]
+        ),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn given_an_unknown_delivery_that_cannot_be_looked_up_then_it_is_tried_again_later_and_fails_after_the_deadline_with_one_event()
+ {
+    let w = World::new().await;
+    let unknown = unknown_delivery(&w).await;
+    let first_sent = unknown.first_sent_at.unwrap();
+    w.script.0.lookup("tg", &[LookupAnswer::Unreadable]);
+    // Unreadable, then the client says it cannot look (the default answer).
+    let (report, _) = settle_at(&w, t(200)).await;
+    assert_eq!(report.deferred, 1, "{report:?}");
+    let d = w.delivery(&unknown.id).await;
+    assert_eq!(d.status(), DeliveryStatus::Unknown);
+    assert!(d.due_at > t(200), "looked at again later");
+    assert!(
+        d.last_error.as_deref().unwrap().contains("HTTP 503"),
+        "{d:?}"
+    );
+
+    let mut failed_at = None;
+    for minutes in (4..=26 * 60).step_by(10) {
+        let now = t(60 + minutes * 60);
+        let (report, _) = settle_at(&w, now).await;
+        if report.failed == 1 {
+            failed_at = Some(now);
+            break;
+        }
+        assert_eq!(report.errors, 0);
+    }
+    let failed_at = failed_at.expect("failed by the deadline");
+    assert!(failed_at >= first_sent + RECONCILE_DEADLINE, "{failed_at}");
+    assert!(
+        failed_at < first_sent + RECONCILE_DEADLINE + SignedDuration::from_mins(10),
+        "on time: {failed_at}"
+    );
+    let d = w.delivery(&unknown.id).await;
+    let DeliveryState::Failed { reason, .. } = &d.state else {
+        panic!("{d:?}");
+    };
+    assert!(
+        reason.starts_with("could not confirm whether it was published"),
+        "{reason}"
+    );
+    assert!(w.script.0.looks().len() > 3, "looked several times");
+    assert_eq!(w.script.0.calls().len(), 1, "never sent again");
+    let events = w.events().await;
+    assert!(
+        matches!(
+            &events[..],
+            [HarkEvent::PostUnknown { .. }, HarkEvent::PostFailed { .. }]
+        ),
+        "{events:?}"
+    );
+    let (report, _) = settle_at(&w, failed_at + SignedDuration::from_hours(1)).await;
+    assert_eq!(report.found, 0, "a failed delivery leaves the settle index");
+}
+
+#[tokio::test]
+async fn given_an_unknown_state_its_worker_never_announced_when_reconciled_then_both_events_go_out_once()
+ {
+    let w = World::new().await;
+    let post = w
+        .post(serde_json::json!({"id": "p", "at": t(60), "channels": ["tg"]}))
+        .await;
+    w.schedule(&post).await.unwrap();
+    w.at(61);
+    let job = w.tick().await.remove(0);
+    let mut d = w.delivery(&job.delivery_id).await;
+    d.claim("w", SignedDuration::from_mins(5), t(61)).unwrap();
+    let mut d = w.store.update_delivery(&d).await.unwrap();
+    d.mark_sent(SignedDuration::from_mins(5), t(61)).unwrap();
+    let mut d = w.store.update_delivery(&d).await.unwrap();
+    d.mark_unknown("timed out", t(121), t(62)).unwrap();
+    let d = w.store.update_delivery(&d).await.unwrap();
+    assert!(d.event_pending, "recorded, then the worker died");
+    w.script.0.lookup("tg", &[LookupAnswer::Found("tg-5")]);
+
+    let (report, _) = settle_at(&w, t(121)).await;
+    assert_eq!(report.reconciled_published, 1, "{report:?}");
+    let events = w.events().await;
+    assert!(
+        matches!(
+            &events[..],
+            [
+                HarkEvent::PostUnknown { .. },
+                HarkEvent::PostPublished { .. }
+            ]
+        ),
+        "{events:?}"
+    );
+    assert!(!w.delivery(&d.id).await.event_pending);
+}
+
+#[tokio::test]
+async fn given_a_brake_pulled_while_the_first_attempt_ran_when_it_is_retried_then_the_retry_is_paused_not_sent()
+ {
+    let w = World::new().await;
+    w.script.0.answer("masto", &[Answer::Retryable(None)]);
+    let post = w
+        .post(serde_json::json!({"id": "p", "at": t(60), "campaign": "launch"}))
+        .await;
+    w.schedule(&post).await.unwrap();
+    w.at(61);
+    let job = w.tick().await.remove(0);
+    // Pulled while the delivery is claimed: `engage_brake` pauses only queued ones.
+    w.store
+        .upsert(&hark_shared::actions::Brake {
+            id: "launch".into(),
+            engaged: true,
+            reason: "negative wave".into(),
+            at: t(61),
+            event_id: None,
+        })
+        .await
+        .unwrap();
+    let PublishOutcome::Requeued { redispatched, .. } = w.run(&job).await else {
+        panic!("requeued");
+    };
+    assert!(!redispatched, "held by the brake, not dispatched");
+    let d = w.delivery(&job.delivery_id).await;
+    assert_eq!(d.status(), DeliveryStatus::Paused, "{d:?}");
+    w.at(3600);
+    assert!(w.jobs().await.is_empty(), "no delayed job was sent");
+    assert_eq!(w.script.0.calls().len(), 1);
 }

@@ -1,8 +1,6 @@
 //! Poller Lambda (SQS poll queue): for each job, fetch what is new since the source's
 //! cursor, queue the mentions, then advance the cursor. Reports partial batch failures.
 
-use std::sync::Arc;
-
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use hark_shared::aws::AwsBackend;
 use hark_shared::clock::{Clock, SystemClock};
@@ -12,7 +10,6 @@ use hark_shared::listening::{PollerSettings, handle_poll_message};
 use hark_shared::platforms::HttpClient;
 use hark_shared::platforms::listeners::PlatformListeners;
 use hark_shared::ports::QueueName;
-use hark_shared::secrets::EnvSecretResolver;
 use hark_shared::telemetry::{LogFormat, init_tracing};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
@@ -44,12 +41,12 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     config.require_queue(QueueName::Mentions)?;
     config.require_queue(QueueName::Events)?;
+    let backend = AwsBackend::from_config(&config).await?;
+    let secrets = backend.secrets.clone();
     let poller = Poller {
-        backend: AwsBackend::from_config(&config).await?,
-        listeners: PlatformListeners::new(
-            HttpClient::new(config.allow_private_urls)?,
-            Arc::new(EnvSecretResolver),
-        ),
+        backend,
+        listeners: PlatformListeners::new(HttpClient::new(config.allow_private_urls)?, secrets)
+            .with_enabled(config.enabled_platforms.clone()),
         settings: PollerSettings::default(),
     };
     run(service_fn(|event| handle(&poller, event))).await

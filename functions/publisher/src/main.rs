@@ -17,7 +17,6 @@ use hark_shared::ports::QueueName;
 use hark_shared::publishing::{
     BatchConfigCache, PlatformPublishers, PublisherSettings, handle_publish_message,
 };
-use hark_shared::secrets::EnvSecretResolver;
 use hark_shared::telemetry::{LogFormat, init_tracing};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
@@ -54,13 +53,17 @@ async fn main() -> Result<(), Error> {
     init_tracing(LogFormat::from_env(), "info");
     let config = Config::from_env()?;
     config.require_queue(QueueName::Events)?;
+    let backend = AwsBackend::from_config(&config).await?;
+    let secrets = backend.secrets.clone();
     let publisher = Publisher {
-        backend: AwsBackend::from_config(&config).await?,
+        backend,
         publishers: PlatformPublishers::new(
             HttpClient::new(config.allow_private_urls)?,
-            Arc::new(EnvSecretResolver),
+            secrets.clone(),
             Arc::new(SystemClock),
-        ),
+        )
+        .with_enabled(config.enabled_platforms.clone())
+        .with_secret_writer(secrets),
         settings: PublisherSettings::default(),
     };
     run(service_fn(|event| handle(&publisher, event))).await

@@ -391,3 +391,121 @@ async fn given_a_malformed_event_then_a_clear_error_for_redelivery() {
         .unwrap_err();
     assert!(matches!(err, ActionError::Malformed(_)));
 }
+
+#[tokio::test]
+async fn given_an_engaged_brake_then_alerts_still_go_out_at_once() {
+    let s = store();
+    let now = t("2026-06-02T12:00:00Z");
+    s.upsert(&campaign(PublishPolicy::default())).await.unwrap();
+    s.upsert(
+        &serde_json::from_value::<Channel>(serde_json::json!({
+            "id": "ops", "platform": "webhook", "webhook": "env:HOOK", "token": "env:SIGNING"
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    engage_brake(&s, "launch", "crisis", None, now)
+        .await
+        .unwrap();
+    let body = serde_json::to_string(&HarkEvent::TriggerFired(Box::new(fired(vec![
+        TriggerAction::Notify("ops".into()),
+    ]))))
+    .unwrap();
+    let outcome = handle_event_message(&s, &s, None, &body, now)
+        .await
+        .unwrap();
+    assert_eq!(outcome.alerts.len(), 1);
+    assert_eq!(outcome.failed_actions, 0, "a webhook channel takes alerts");
+    let jobs = s
+        .receive(
+            crate::ports::QueueName::Publish,
+            10,
+            jiff::SignedDuration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1, "dispatched without waiting for a tick");
+    let deliveries = s.list_deliveries(Some(&outcome.alerts[0])).await.unwrap();
+    assert_eq!(deliveries[0].status(), DeliveryStatus::Queued);
+    // Redelivered event: the same alert, no second delivery.
+    let again = handle_event_message(&s, &s, None, &body, now)
+        .await
+        .unwrap();
+    assert_eq!(again.alerts, outcome.alerts);
+    assert_eq!(
+        s.list_deliveries(Some(&outcome.alerts[0]))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn given_an_alert_that_failed_for_good_then_one_action_failed_event_and_the_bus_hears_both() {
+    let s = store();
+    let now = t("2026-06-02T12:00:00Z");
+    let post: ScheduledPost = serde_json::from_value(serde_json::json!({
+        "id": "alert-0011223344556677", "campaign": "launch", "at": now.to_string(),
+        "channels": ["ops"], "text": "Negative wave",
+        "origin": {"event_id": "trigger:launch:wave:1", "campaign": "launch", "rule": "wave", "kind": "alert"}
+    }))
+    .unwrap();
+    s.upsert(&post).await.unwrap();
+    let failed = HarkEvent::PostFailed {
+        event_id: "alert-0011223344556677.ops.1:FAILED:3".into(),
+        delivery_id: "alert-0011223344556677.ops.1".into(),
+        post_id: post.id.clone(),
+        channel_id: "ops".into(),
+        platform: Some(crate::domain::Platform::Slack),
+        reason: "Slack rejected the request (HTTP 404): no_service".into(),
+        needs_reauth: false,
+        attempts: 3,
+        at: now,
+    };
+    let body = serde_json::to_string(&failed).unwrap();
+    let outcome = handle_event_message(&s, &s, Some(&s), &body, now)
+        .await
+        .unwrap();
+    assert_eq!(outcome.failed_actions, 1);
+    assert_eq!(outcome.bus_events, 1, "PostFailed is forwarded too");
+    let queued = s
+        .receive(
+            crate::ports::QueueName::Events,
+            10,
+            jiff::SignedDuration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 1);
+    let HarkEvent::ActionFailed {
+        event_id,
+        trigger_event_id,
+        action,
+        reason,
+        ..
+    } = serde_json::from_str(&queued[0].body).unwrap()
+    else {
+        panic!("not an ActionFailed event");
+    };
+    assert_eq!(event_id, "action-failed:alert-0011223344556677");
+    assert_eq!(trigger_event_id, "trigger:launch:wave:1");
+    assert_eq!(action, "notify");
+    assert!(reason.contains("no_service"));
+    // The ActionFailed event itself is only forwarded: no loop.
+    let again = handle_event_message(&s, &s, Some(&s), &queued[0].body, now)
+        .await
+        .unwrap();
+    assert_eq!((again.failed_actions, again.bus_events), (0, 1));
+    // A scheduled (non-trigger) post's failure is just forwarded.
+    let mut plain = post.clone();
+    plain.id = "launch-day".into();
+    plain.origin = None;
+    s.upsert(&plain).await.unwrap();
+    let body = body.replace("alert-0011223344556677", "launch-day");
+    let outcome = handle_event_message(&s, &s, Some(&s), &body, now)
+        .await
+        .unwrap();
+    assert_eq!(outcome.failed_actions, 0);
+}

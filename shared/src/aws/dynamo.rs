@@ -724,6 +724,53 @@ struct MissingDocument;
 
 // ------------------------------------------------------------------ deliveries
 
+impl DynamoStore {
+    /// The deliveries of one GSI1 partition (`DUE#QUEUED` or `SETTLE`) sorted at or before
+    /// `now`, earliest first, at most `limit`. A GSI is eventually consistent: entries that
+    /// lag behind a write are re-checked with `still` on the item itself and skipped.
+    async fn query_index_until(
+        &self,
+        partition: &str,
+        now: Timestamp,
+        limit: usize,
+        still: impl Fn(&Delivery) -> bool,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        while found.len() < limit {
+            let page = (limit - found.len()).min(MAX_PAGE);
+            let output = self
+                .client
+                .query()
+                .table_name(&*self.table)
+                .index_name(keys::GSI1)
+                .key_condition_expression("GSI1PK = :partition AND GSI1SK <= :until")
+                .expression_attribute_values(
+                    ":partition",
+                    AttributeValue::S(partition.to_owned()),
+                )
+                .expression_attribute_values(":until", AttributeValue::S(keys::due_until(now)))
+                .limit(i32::try_from(page).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| backend("Query delivery index", e))?;
+            for item in output.items.unwrap_or_default() {
+                let delivery: Delivery = records::decode("delivery", item)?;
+                if still(&delivery) {
+                    found.push(delivery);
+                }
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
+}
+
 #[async_trait]
 impl DeliveryStore for DynamoStore {
     async fn create_delivery(&self, delivery: &Delivery) -> Result<CreateOutcome, StoreError> {
@@ -767,37 +814,21 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn list_due(&self, now: Timestamp, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        let mut due = Vec::new();
-        let mut start = None;
-        while due.len() < limit {
-            let page = (limit - due.len()).min(MAX_PAGE);
-            let output = self
-                .client
-                .query()
-                .table_name(&*self.table)
-                .index_name(keys::GSI1)
-                .key_condition_expression("GSI1PK = :due AND GSI1SK <= :until")
-                .expression_attribute_values(":due", AttributeValue::S(keys::DUE_QUEUED.to_owned()))
-                .expression_attribute_values(":until", AttributeValue::S(keys::due_until(now)))
-                .limit(i32::try_from(page).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| backend("Query due deliveries", e))?;
-            for item in output.items.unwrap_or_default() {
-                let delivery: Delivery = records::decode("delivery", item)?;
-                // A GSI is eventually consistent: skip entries that lag behind a claim.
-                if delivery.status() == DeliveryStatus::Queued && delivery.due_at <= now {
-                    due.push(delivery);
-                }
-            }
-            match output.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        due.truncate(limit);
-        Ok(due)
+        self.query_index_until(keys::DUE_QUEUED, now, limit, |d| {
+            d.status() == DeliveryStatus::Queued && d.due_at <= now
+        })
+        .await
+    }
+
+    async fn list_to_settle(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.query_index_until(keys::SETTLE, now, limit, |d| {
+            d.settle_at().is_some_and(|at| at <= now)
+        })
+        .await
     }
 
     /// A filtered Scan: an operator command (`hark posts`), not a hot path, so it does not

@@ -9,6 +9,7 @@
 //! | author stats | `AUTHORS#<campaign>` | `<platform>#<handle>` (a long handle: see [`author`]) | | |
 //! | config document | `CONFIG#<kind>` | `<id>` | | |
 //! | delivery | `DELIVERY#<id>` | `DELIVERY` | `DUE#QUEUED` while queued | `<due µs>#<id>` |
+//! | delivery | same | same | `SETTLE` while claimed, sent or unknown | `<settle µs>#<id>` |
 //! | trigger state | `TRIGGER#<campaign>#<rule>` | `STATE` | | |
 //! | trigger firing | `FIRINGS#<campaign>` | `<window start µs>#<rule>` | | |
 //! | budget counter | `BUDGET#<key>` | `COUNT` | | |
@@ -59,6 +60,9 @@ pub(crate) const DELIVERY_PREFIX: &str = "DELIVERY#";
 pub(crate) const DELIVERY_SK: &str = "DELIVERY";
 /// `GSI1PK` of queued deliveries; other states leave the index (a sparse index).
 pub(crate) const DUE_QUEUED: &str = "DUE#QUEUED";
+/// `GSI1PK` of claimed, sent and unknown deliveries (a second sparse partition of the same
+/// index: a delivery is in at most one of the two), sorted by their settle time.
+pub(crate) const SETTLE: &str = "SETTLE";
 
 const MENTION_SK: &str = "MENTION";
 const TIMELINE_PREFIX: &str = "TIMELINE#";
@@ -264,7 +268,7 @@ pub(crate) fn delivery(id: &str) -> ItemKey {
     ItemKey::new(format!("{DELIVERY_PREFIX}{id}"), DELIVERY_SK)
 }
 
-/// `GSI1SK` of a queued delivery: earliest due first, ties by id.
+/// `GSI1SK` of a queued delivery (and of one to settle): earliest first, ties by id.
 pub(crate) fn due_sort(due_at: Timestamp, id: &str) -> String {
     format!("{}#{id}", micros(due_at))
 }

@@ -15,6 +15,7 @@ mod dynamo;
 mod eventbridge;
 mod keys;
 mod records;
+mod secrets;
 mod sqs;
 
 use aws_config::BehaviorVersion;
@@ -24,6 +25,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 pub use dynamo::DynamoStore;
 pub use eventbridge::{EventBridgeBus, PartialPutFailure};
+pub use secrets::{AwsSecretResolver, SECRET_CACHE_TTL};
 pub use sqs::{FailedEntry, SendBatchFailed, SqsQueue};
 
 /// The AWS side of a function, built once at init from [`Config`](crate::config::Config):
@@ -34,6 +36,8 @@ pub struct AwsBackend {
     pub queue: SqsQueue,
     /// Set when `HARK_EVENT_BUS` names a bus.
     pub bus: Option<EventBridgeBus>,
+    /// Resolves `ssm:`, `secretsmanager:` and `env:` references (cached per warm function).
+    pub secrets: std::sync::Arc<AwsSecretResolver>,
 }
 
 impl AwsBackend {
@@ -55,6 +59,7 @@ impl AwsBackend {
                 .event_bus
                 .as_ref()
                 .map(|bus| EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk), bus)),
+            secrets: std::sync::Arc::new(AwsSecretResolver::new(&sdk)),
         })
     }
 }

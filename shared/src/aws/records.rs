@@ -232,20 +232,23 @@ pub(crate) fn floor_micros(at: Timestamp) -> i64 {
 
 // ------------------------------------------------------------------ deliveries
 
-/// A delivery item: the delivery with its version, and the due-index keys while queued
-/// (left out otherwise, which removes it from the sparse index on the next full put).
+/// A delivery item: the delivery with its version, and its index keys: the due partition
+/// while queued, the settle partition while claimed, sent or unknown (left out in other
+/// states, which removes it from the sparse index on the next full put).
 pub(crate) fn delivery_item(delivery: &Delivery) -> Result<Attributes, StoreError> {
     let key = keys::delivery(&delivery.id);
     let mut item = encode("delivery", &delivery.id, delivery)?;
     key.add_to(&mut item);
-    if delivery.status() == DeliveryStatus::Queued {
-        item.insert(
-            keys::GSI1PK.to_owned(),
-            AttributeValue::S(keys::DUE_QUEUED.to_owned()),
-        );
+    let partition = match (delivery.status(), delivery.settle_at()) {
+        (DeliveryStatus::Queued, _) => Some((keys::DUE_QUEUED, delivery.due_at)),
+        (_, Some(at)) => Some((keys::SETTLE, at)),
+        _ => None,
+    };
+    if let Some((pk, at)) = partition {
+        item.insert(keys::GSI1PK.to_owned(), AttributeValue::S(pk.to_owned()));
         item.insert(
             keys::GSI1SK.to_owned(),
-            AttributeValue::S(keys::due_sort(delivery.due_at, &delivery.id)),
+            AttributeValue::S(keys::due_sort(at, &delivery.id)),
         );
     }
     Ok(item)
@@ -345,10 +348,12 @@ mod tests {
         d.claim("worker-1", SignedDuration::from_secs(60), t(1))
             .unwrap();
         all.push(d.clone());
-        d.mark_sent(t(2)).unwrap();
+        d.mark_sent(SignedDuration::from_secs(60), t(2)).unwrap();
         all.push(d.clone());
         let mut unknown = d.clone();
-        unknown.mark_unknown("timeout after send ⏱", t(3)).unwrap();
+        unknown
+            .mark_unknown("timeout after send ⏱", t(63), t(3))
+            .unwrap();
         all.push(unknown.clone());
         let mut failed = d.clone();
         failed
@@ -391,13 +396,32 @@ mod tests {
         for d in all {
             let item = delivery_item(&d).unwrap();
             assert_eq!(s(&item, "status"), d.status().as_str());
-            assert_eq!(
-                item.contains_key(keys::GSI1PK),
-                d.status() == DeliveryStatus::Queued,
-                "only queued deliveries are in the due index"
-            );
+            let partition = item.get(keys::GSI1PK).map(|v| v.as_s().unwrap().as_str());
+            let expected = match d.status() {
+                DeliveryStatus::Queued => Some("DUE#QUEUED"),
+                DeliveryStatus::Claimed | DeliveryStatus::Sent | DeliveryStatus::Unknown => {
+                    Some("SETTLE")
+                }
+                _ => None,
+            };
+            assert_eq!(partition, expected, "{}", d.status());
             assert_eq!(decode::<Delivery>("delivery", item).unwrap(), d);
         }
+    }
+
+    #[test]
+    fn given_a_claimed_sent_or_unknown_delivery_then_its_settle_key_sorts_by_settle_time() {
+        let mut d = Delivery::new("p", "c", t(0), t(0));
+        d.claim("w", SignedDuration::from_secs(300), t(10)).unwrap();
+        let item = delivery_item(&d).unwrap();
+        assert_eq!(s(&item, keys::GSI1PK), "SETTLE");
+        assert_eq!(s(&item, keys::GSI1SK), keys::due_sort(t(310), &d.id));
+        d.mark_sent(SignedDuration::from_secs(300), t(20)).unwrap();
+        let item = delivery_item(&d).unwrap();
+        assert_eq!(s(&item, keys::GSI1SK), keys::due_sort(t(320), &d.id));
+        d.mark_unknown("timeout", t(80), t(21)).unwrap();
+        let item = delivery_item(&d).unwrap();
+        assert_eq!(s(&item, keys::GSI1SK), keys::due_sort(t(80), &d.id));
     }
 
     #[test]

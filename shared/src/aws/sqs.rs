@@ -17,7 +17,7 @@ use jiff::SignedDuration;
 use super::is_retryable;
 use crate::config::QueueUrls;
 use crate::ports::{
-    MessageQueue, QueueError, QueueName, ReceivedMessage, check_batch, check_receive,
+    MessageQueue, QueueError, QueueName, ReceivedMessage, check_batch, check_delay, check_receive,
 };
 
 /// The queue port on SQS. Cheap to clone: the SDK client and the URL map are shared.
@@ -156,20 +156,32 @@ fn seconds(duration: SignedDuration) -> i32 {
     i32::try_from(duration.as_secs().clamp(0, 43_200)).unwrap_or(43_200)
 }
 
-#[async_trait]
-impl MessageQueue for SqsQueue {
-    /// One SendMessageBatch. Limits are checked first: moto does not enforce all of them.
-    async fn send_batch(&self, queue: QueueName, bodies: &[String]) -> Result<(), QueueError> {
+impl SqsQueue {
+    /// One SendMessageBatch, every entry with `DelaySeconds = delay_seconds`. Limits are
+    /// checked first: moto does not enforce all of them.
+    async fn send_entries(
+        &self,
+        queue: QueueName,
+        bodies: &[String],
+        delay_seconds: i32,
+    ) -> Result<(), QueueError> {
         check_batch(bodies)?;
         let url = self.url(queue)?;
         let entries = bodies
             .iter()
             .enumerate()
             .map(|(i, body)| {
-                SendMessageBatchRequestEntry::builder()
+                let entry = SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
-                    .message_body(body)
-                    .build()
+                    .message_body(body);
+                // Left out when zero: the queue's own DelaySeconds then applies, as for
+                // an undelayed send.
+                let entry = if delay_seconds > 0 {
+                    entry.delay_seconds(delay_seconds)
+                } else {
+                    entry
+                };
+                entry.build()
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| QueueError::Backend {
@@ -206,6 +218,24 @@ impl MessageQueue for SqsQueue {
             retryable: failures.iter().all(|f| !f.sender_fault),
             source: Box::new(SendBatchFailed { failures }),
         })
+    }
+}
+
+#[async_trait]
+impl MessageQueue for SqsQueue {
+    async fn send_batch(&self, queue: QueueName, bodies: &[String]) -> Result<(), QueueError> {
+        self.send_entries(queue, bodies, 0).await
+    }
+
+    /// SQS's per-message `DelaySeconds` (whole seconds, rounded up).
+    async fn send_batch_delayed(
+        &self,
+        queue: QueueName,
+        bodies: &[String],
+        delay: SignedDuration,
+    ) -> Result<(), QueueError> {
+        let seconds = check_delay(delay)?;
+        self.send_entries(queue, bodies, seconds).await
     }
 
     /// A short poll (no wait) that asks for each message's receive count.

@@ -22,6 +22,10 @@
 //!   whose lease (counted from `sent_at`) ran out may be recovered ([`Delivery::recover_sent`]):
 //!   its worker is gone. Whether a recovered create may be sent again is the platform's
 //!   idempotency guard's call, never this module's.
+//! - **One clock per state**: `due_at` says when a delivery next needs attention — QUEUED:
+//!   when to dispatch (or retry) it; CLAIMED and SENT: when the worker's lease runs out;
+//!   UNKNOWN: when the reconciler looks again ([`Delivery::settle_at`]). The stores index
+//!   it per state, so the scheduler finds both due work and stranded work without a scan.
 //! - **Announcements**: entering PUBLISHED, FAILED, CANCELLED or UNKNOWN sets
 //!   `event_pending`; the event (id [`Delivery::event_id`]) goes out after that write and
 //!   the flag is cleared after the event is on the queue, so a crash in between re-sends the
@@ -164,8 +168,10 @@ pub struct Delivery {
     pub occurrence: u32,
     /// When the occurrence was scheduled; never moves (unlike `due_at`).
     pub scheduled_for: Timestamp,
-    /// When it should be published, retried, or (while dispatched) dispatched again because
-    /// its job never arrived.
+    /// When it next needs attention. QUEUED: when it should be published, retried, or
+    /// (while dispatched) dispatched again because its job never arrived. CLAIMED / SENT:
+    /// when the worker's lease runs out (then the scheduler recovers it). UNKNOWN: when the
+    /// reconciler looks for it next.
     pub due_at: Timestamp,
     #[serde(flatten)]
     pub state: DeliveryState,
@@ -266,6 +272,7 @@ impl Delivery {
             lease_until: now + lease,
         };
         self.attempts += 1;
+        self.due_at = now + lease;
         self.updated_at = now;
         Ok(())
     }
@@ -311,6 +318,18 @@ impl Delivery {
         lease: SignedDuration,
         now: Timestamp,
     ) -> Result<u32, TransitionError> {
+        self.dispatch_at(now, lease, now)
+    }
+
+    /// QUEUED → QUEUED with a new publish job that becomes visible at `at` (a delayed
+    /// message: a retry dispatched by the worker that requeued it). `due_at` moves to
+    /// `at + lease`: dispatched again only if that job never got claimed.
+    pub fn dispatch_at(
+        &mut self,
+        at: Timestamp,
+        lease: SignedDuration,
+        now: Timestamp,
+    ) -> Result<u32, TransitionError> {
         if !matches!(self.state, DeliveryState::Queued) {
             return Err(self.refuse(
                 DeliveryStatus::Queued,
@@ -319,7 +338,7 @@ impl Delivery {
         }
         self.dispatch += 1;
         self.dispatched = true;
-        self.due_at = now + lease;
+        self.due_at = at.max(now) + lease;
         self.updated_at = now;
         Ok(self.dispatch)
     }
@@ -327,11 +346,21 @@ impl Delivery {
     /// Undoes a dispatch whose job could not be sent: the delivery is due again at `now`
     /// and the job number is retired.
     pub fn release_dispatch(&mut self, now: Timestamp) -> Result<(), TransitionError> {
+        self.retract_dispatch(now, now)
+    }
+
+    /// Undoes a dispatch whose job could not be sent, due again at `due_at` (a retry keeps
+    /// its backoff); the job number is retired.
+    pub fn retract_dispatch(
+        &mut self,
+        due_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), TransitionError> {
         if !matches!(self.state, DeliveryState::Queued) || !self.dispatched {
             return Err(self.refuse(DeliveryStatus::Queued, Some("it is not waiting for a job")));
         }
         self.dispatched = false;
-        self.due_at = now;
+        self.due_at = due_at;
         self.updated_at = now;
         Ok(())
     }
@@ -366,19 +395,48 @@ impl Delivery {
             lease_until: now + lease,
         };
         self.attempts += 1;
+        self.due_at = now + lease;
         self.updated_at = now;
         Ok(())
     }
 
-    /// CLAIMED → SENT, recorded just before the create request goes out.
-    pub fn mark_sent(&mut self, now: Timestamp) -> Result<(), TransitionError> {
+    /// CLAIMED → SENT, recorded just before the create request goes out. `lease` is the
+    /// claim lease: counted from `sent_at`, it says when the sender is presumed gone.
+    pub fn mark_sent(
+        &mut self,
+        lease: SignedDuration,
+        now: Timestamp,
+    ) -> Result<(), TransitionError> {
         if !matches!(self.state, DeliveryState::Claimed { .. }) {
             return Err(self.refuse(DeliveryStatus::Sent, None));
         }
         self.state = DeliveryState::Sent { sent_at: now };
         self.first_sent_at.get_or_insert(now);
+        self.due_at = now + lease;
         self.updated_at = now;
         Ok(())
+    }
+
+    /// Whether the worker holding this CLAIMED or SENT delivery is presumed gone: the
+    /// claim's lease ran out, or `sent_at + lease` passed (the rule of [`Self::claim`] and
+    /// [`Self::recover_sent`]).
+    pub fn is_stranded(&self, lease: SignedDuration, now: Timestamp) -> bool {
+        match &self.state {
+            DeliveryState::Claimed { lease_until, .. } => *lease_until <= now,
+            DeliveryState::Sent { sent_at } => *sent_at + lease <= now,
+            _ => false,
+        }
+    }
+
+    /// When the scheduler's settle sweep should look at it: the lease end of a CLAIMED or
+    /// SENT delivery, the next reconciliation of an UNKNOWN one; `None` in other states.
+    pub fn settle_at(&self) -> Option<Timestamp> {
+        match self.status() {
+            DeliveryStatus::Claimed | DeliveryStatus::Sent | DeliveryStatus::Unknown => {
+                Some(self.due_at)
+            }
+            _ => None,
+        }
     }
 
     /// SENT or UNKNOWN → PUBLISHED with the platform's id and web URL.
@@ -430,8 +488,14 @@ impl Delivery {
 
     /// SENT → UNKNOWN: the outcome of the create request cannot be known from here. Also
     /// CLAIMED → UNKNOWN when an earlier attempt sent a create whose outcome is still open
-    /// and it may not be repeated (the platform forgot the idempotency key).
-    pub fn mark_unknown(&mut self, reason: &str, now: Timestamp) -> Result<(), TransitionError> {
+    /// and it may not be repeated (the platform forgot the idempotency key). The reconciler
+    /// first looks at `reconcile_at` (late enough for the platform to list the post).
+    pub fn mark_unknown(
+        &mut self,
+        reason: &str,
+        reconcile_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), TransitionError> {
         let allowed = match self.state {
             DeliveryState::Sent { .. } => true,
             DeliveryState::Claimed { .. } => self.first_sent_at.is_some(),
@@ -443,7 +507,28 @@ impl Delivery {
         self.state = DeliveryState::Unknown {
             reason: reason.to_owned(),
         };
+        self.due_at = reconcile_at;
         self.event_pending = true;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// UNKNOWN → UNKNOWN, looked at again at `next` (the reconciler could not decide:
+    /// the platform cannot be read right now). `why` is kept for operators.
+    pub fn defer_reconcile(
+        &mut self,
+        next: Timestamp,
+        why: &str,
+        now: Timestamp,
+    ) -> Result<(), TransitionError> {
+        if !matches!(self.state, DeliveryState::Unknown { .. }) {
+            return Err(self.refuse(
+                DeliveryStatus::Unknown,
+                Some("only an unknown outcome is reconciled"),
+            ));
+        }
+        self.due_at = next;
+        self.last_error = Some(why.to_owned());
         self.updated_at = now;
         Ok(())
     }
@@ -561,7 +646,7 @@ mod tests {
         d.claim("worker-1", SignedDuration::from_secs(60), t(1))
             .unwrap();
         assert_eq!(d.attempts, 1);
-        d.mark_sent(t(2)).unwrap();
+        d.mark_sent(SignedDuration::from_secs(60), t(2)).unwrap();
         d.mark_published("1138", Some("https://m.example/@brand/1138"), t(3))
             .unwrap();
         assert_eq!(d.status(), DeliveryStatus::Published);
@@ -585,7 +670,9 @@ mod tests {
         let mut d = queued();
         d.claim("a", SignedDuration::from_secs(60), t(0)).unwrap();
         d.mark_failed("422 text too long", false, t(1)).unwrap();
-        let err = d.mark_sent(t(2)).unwrap_err();
+        let err = d
+            .mark_sent(SignedDuration::from_secs(60), t(2))
+            .unwrap_err();
         assert_eq!(
             (err.from, err.to),
             (DeliveryStatus::Failed, DeliveryStatus::Sent)
@@ -599,7 +686,7 @@ mod tests {
     fn given_queued_when_published_directly_then_refused() {
         let mut d = queued();
         assert!(d.mark_published("1", None, t(1)).is_err());
-        assert!(d.mark_unknown("timeout", t(1)).is_err());
+        assert!(d.mark_unknown("timeout", t(1), t(1)).is_err());
         assert_eq!(d.status(), DeliveryStatus::Queued);
     }
 
@@ -607,8 +694,8 @@ mod tests {
     fn given_unknown_when_reconciled_then_published_or_requeued() {
         let mut d = queued();
         d.claim("a", SignedDuration::from_secs(60), t(0)).unwrap();
-        d.mark_sent(t(1)).unwrap();
-        d.mark_unknown("timeout after send", t(2)).unwrap();
+        d.mark_sent(SignedDuration::from_secs(60), t(1)).unwrap();
+        d.mark_unknown("timeout after send", t(2), t(2)).unwrap();
         let mut found = d.clone();
         found.mark_published("99", None, t(3)).unwrap();
         d.requeue(t(10), "not found on the account", t(3)).unwrap();
@@ -656,7 +743,7 @@ mod tests {
     fn given_a_sent_delivery_when_its_lease_ran_out_then_it_can_be_recovered_and_resent() {
         let mut d = queued();
         d.claim("a", lease(), t(0)).unwrap();
-        d.mark_sent(t(1)).unwrap();
+        d.mark_sent(SignedDuration::from_secs(60), t(1)).unwrap();
         let err = d.recover_sent("b", lease(), t(30)).unwrap_err();
         assert_eq!(
             err.detail,
@@ -665,7 +752,7 @@ mod tests {
         d.recover_sent("b", lease(), t(61)).unwrap();
         assert_eq!(d.status(), DeliveryStatus::Claimed);
         assert_eq!(d.attempts, 2);
-        d.mark_sent(t(62)).unwrap();
+        d.mark_sent(SignedDuration::from_secs(60), t(62)).unwrap();
         assert_eq!(d.first_sent_at, Some(t(1)), "the first send is remembered");
     }
 
@@ -675,16 +762,17 @@ mod tests {
         let mut fresh = queued();
         fresh.claim("a", lease(), t(0)).unwrap();
         assert!(
-            fresh.mark_unknown("x", t(1)).is_err(),
+            fresh.mark_unknown("x", t(1), t(1)).is_err(),
             "nothing was ever sent"
         );
         let mut d = queued();
         d.claim("a", lease(), t(0)).unwrap();
-        d.mark_sent(t(1)).unwrap();
+        d.mark_sent(SignedDuration::from_secs(60), t(1)).unwrap();
         d.requeue(t(20), "HTTP 503", t(2)).unwrap();
         d.dispatch(lease(), t(20)).unwrap();
         d.claim("b", lease(), t(21)).unwrap();
-        d.mark_unknown("idempotency key expired", t(22)).unwrap();
+        d.mark_unknown("idempotency key expired", t(22), t(22))
+            .unwrap();
         assert_eq!(d.status(), DeliveryStatus::Unknown);
         assert!(d.event_pending);
     }
@@ -707,7 +795,7 @@ mod tests {
         assert_eq!(d.last_error.as_deref(), Some("HTTP 422"));
         d.dispatch(lease(), t(3)).unwrap();
         d.claim("b", lease(), t(4)).unwrap();
-        d.mark_sent(t(5)).unwrap();
+        d.mark_sent(SignedDuration::from_secs(60), t(5)).unwrap();
         d.mark_published("1", None, t(6)).unwrap();
         let published = d.event_id().unwrap();
         assert_eq!(published, format!("{}:PUBLISHED:2", d.id));
@@ -725,7 +813,7 @@ mod tests {
 
         let mut sent = queued();
         sent.claim("a", lease(), t(0)).unwrap();
-        sent.mark_sent(t(1)).unwrap();
+        sent.mark_sent(SignedDuration::from_secs(60), t(1)).unwrap();
         let err = sent.cancel("x", t(2)).unwrap_err();
         assert_eq!(
             err.detail,
@@ -734,11 +822,80 @@ mod tests {
         let mut published = sent.clone();
         published.mark_published("1", None, t(3)).unwrap();
         assert!(published.cancel("x", t(4)).is_err());
-        sent.mark_unknown("timeout", t(3)).unwrap();
+        sent.mark_unknown("timeout", t(3), t(3)).unwrap();
         sent.cancel("checked by hand: not posted", t(4)).unwrap();
         assert!(
             d.reopen(t(5)).is_err(),
             "a cancelled delivery stays cancelled"
+        );
+    }
+
+    #[test]
+    fn given_each_working_state_then_due_at_says_when_the_settle_sweep_looks_at_it() {
+        let mut d = queued();
+        assert_eq!(
+            d.settle_at(),
+            None,
+            "a queued delivery is dispatched, not settled"
+        );
+        d.claim("w", lease(), t(10)).unwrap();
+        assert_eq!(d.settle_at(), Some(t(70)), "the claim's lease end");
+        assert!(!d.is_stranded(lease(), t(69)));
+        assert!(d.is_stranded(lease(), t(70)));
+        d.mark_sent(lease(), t(20)).unwrap();
+        assert_eq!(d.settle_at(), Some(t(80)), "sent_at + lease");
+        assert!(!d.is_stranded(lease(), t(79)) && d.is_stranded(lease(), t(80)));
+        d.mark_unknown("timeout", t(140), t(21)).unwrap();
+        assert_eq!(d.settle_at(), Some(t(140)), "the first reconciliation");
+        assert!(!d.is_stranded(lease(), t(1000)), "UNKNOWN is not stranded");
+        d.defer_reconcile(t(400), "timeline unreadable: HTTP 503", t(140))
+            .unwrap();
+        assert_eq!(
+            (d.status(), d.settle_at(), d.last_error.as_deref()),
+            (
+                DeliveryStatus::Unknown,
+                Some(t(400)),
+                Some("timeline unreadable: HTTP 503")
+            )
+        );
+        d.mark_published("42", None, t(400)).unwrap();
+        assert_eq!(d.settle_at(), None);
+    }
+
+    #[test]
+    fn given_a_non_unknown_delivery_when_reconciliation_is_deferred_then_refused() {
+        let mut d = queued();
+        let err = d.defer_reconcile(t(60), "x", t(0)).unwrap_err();
+        assert_eq!(err.detail, Some("only an unknown outcome is reconciled"));
+        assert_eq!(d.due_at, t(0), "nothing changed");
+    }
+
+    #[test]
+    fn given_a_requeued_delivery_when_dispatched_for_later_then_its_job_is_live_and_it_is_not_due_before_then()
+     {
+        let mut d = queued();
+        d.dispatch(lease(), t(0)).unwrap();
+        d.claim("w", lease(), t(1)).unwrap();
+        d.requeue(t(20), "HTTP 500", t(2)).unwrap();
+        let job = d
+            .dispatch_at(t(20), SignedDuration::from_mins(10), t(2))
+            .unwrap();
+        assert_eq!(job, 2);
+        assert!(
+            d.accepts_job(2) && !d.accepts_job(1),
+            "the old job is stale"
+        );
+        assert_eq!(
+            d.due_at,
+            t(620),
+            "re-dispatched by a tick only if the job is lost"
+        );
+        d.retract_dispatch(t(20), t(3)).unwrap();
+        assert!(!d.accepts_job(2), "a retracted job is stale too");
+        assert_eq!(d.due_at, t(20), "the backoff is kept");
+        assert!(
+            d.retract_dispatch(t(20), t(4)).is_err(),
+            "nothing to retract"
         );
     }
 

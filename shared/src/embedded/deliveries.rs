@@ -153,6 +153,37 @@ impl DeliveryStore for EmbeddedStore {
         to_deliveries(rows)
     }
 
+    /// The `deliveries_due` index (status, due_us, id) serves this too: `due_us` is the
+    /// settle time in these states (see [`Delivery::settle_at`]).
+    async fn list_to_settle(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.with_conn(|conn| {
+            read_rows(
+                conn,
+                "list_to_settle",
+                "SELECT id, version, doc FROM deliveries
+                 WHERE status IN (?1, ?2, ?3) AND due_us <= ?4
+                 ORDER BY due_us, id
+                 LIMIT ?5",
+                params![
+                    DeliveryStatus::Claimed.as_str(),
+                    DeliveryStatus::Sent.as_str(),
+                    DeliveryStatus::Unknown.as_str(),
+                    floor_micros(now),
+                    limit
+                ],
+            )
+        })?;
+        to_deliveries(rows)
+    }
+
     async fn list_deliveries(&self, post_id: Option<&str>) -> Result<Vec<Delivery>, StoreError> {
         let rows = self.with_conn(|conn| match post_id {
             Some(post_id) => read_rows(

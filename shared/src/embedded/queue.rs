@@ -5,7 +5,7 @@ use rusqlite::{TransactionBehavior, params};
 
 use super::{EmbeddedStore, SqlResultExt, unique_suffix};
 use crate::ports::{
-    MessageQueue, QueueError, QueueName, ReceivedMessage, check_batch, check_receive,
+    MessageQueue, QueueError, QueueName, ReceivedMessage, check_batch, check_delay, check_receive,
 };
 
 /// Milliseconds of a (validated, at most 12 h) duration; negative sub-second values count
@@ -24,8 +24,21 @@ impl EmbeddedStore {
 #[async_trait::async_trait]
 impl MessageQueue for EmbeddedStore {
     async fn send_batch(&self, queue: QueueName, bodies: &[String]) -> Result<(), QueueError> {
+        self.send_batch_delayed(queue, bodies, SignedDuration::ZERO)
+            .await
+    }
+
+    /// The messages' `visible_at` is `now + delay`; `sent_at` stays the send instant.
+    async fn send_batch_delayed(
+        &self,
+        queue: QueueName,
+        bodies: &[String],
+        delay: SignedDuration,
+    ) -> Result<(), QueueError> {
         check_batch(bodies)?;
+        check_delay(delay)?;
         let now = self.now_millis();
+        let visible_at = now.saturating_add(millis(delay));
         self.with_conn(|conn| {
             // One transaction: the whole batch becomes visible at once, or none of it.
             let tx = conn
@@ -35,11 +48,11 @@ impl MessageQueue for EmbeddedStore {
                 let mut stmt = tx
                     .prepare_cached(
                         "INSERT INTO queue_messages (queue, body, visible_at, receive_count, sent_at)
-                         VALUES (?1, ?2, ?3, 0, ?3)",
+                         VALUES (?1, ?2, ?3, 0, ?4)",
                     )
                     .queue_op("send_batch", queue)?;
                 for body in bodies {
-                    stmt.execute(params![queue.as_str(), body, now])
+                    stmt.execute(params![queue.as_str(), body, visible_at, now])
                         .queue_op("send_batch", queue)?;
                 }
             }

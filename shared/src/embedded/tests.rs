@@ -183,8 +183,11 @@ async fn given_a_version_1_file_when_opened_then_it_gains_author_stats_and_keeps
     // Take the file back to what version 1 wrote, and prove it is exactly that schema.
     {
         let conn = Connection::open(tmp.path().join(DB_FILE_NAME)).unwrap();
-        conn.execute_batch("DROP TABLE author_stats; PRAGMA user_version = 1;")
-            .unwrap();
+        conn.execute_batch(
+            "DROP TABLE author_stats; DROP TABLE trigger_firings; DROP TABLE budgets;
+             DROP TABLE bus_events; PRAGMA user_version = 1;",
+        )
+        .unwrap();
         let reference = Connection::open_in_memory().unwrap();
         reference.execute_batch(schema::SCHEMA_V1).unwrap();
         assert_eq!(schema_of(&conn), schema_of(&reference));

@@ -30,6 +30,7 @@ pub struct PlatformListeners {
     http: HttpClient,
     secrets: Arc<dyn SecretResolver>,
     clock: Arc<dyn Clock>,
+    enabled: Option<std::collections::BTreeSet<Platform>>,
     cache: Mutex<HashMap<String, Cached>>,
 }
 
@@ -45,8 +46,15 @@ impl PlatformListeners {
             http,
             secrets,
             clock: Arc::new(SystemClock),
+            enabled: None,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Only these platforms may be called (`HARK_ENABLED_PLATFORMS`); `None`: all.
+    pub fn with_enabled(mut self, enabled: Option<std::collections::BTreeSet<Platform>>) -> Self {
+        self.enabled = enabled;
+        self
     }
 
     /// The clock the session-keeping clients read (tests pass a manual one).
@@ -118,6 +126,18 @@ impl PlatformListeners {
 #[async_trait::async_trait]
 impl ListenerFactory for PlatformListeners {
     async fn listener_for(&self, source: &Source) -> Result<Box<dyn Listener>, PlatformError> {
+        if let Some(enabled) = &self.enabled
+            && !enabled.contains(&source.platform)
+        {
+            return Err(PlatformError::Permanent {
+                platform: source.platform,
+                status: None,
+                message: format!(
+                    "source `{}`: {} is not enabled in this deployment (HARK_ENABLED_PLATFORMS)",
+                    source.id, source.platform
+                ),
+            });
+        }
         let token = match &source.credentials {
             None => None,
             Some(reference) => {
@@ -243,6 +263,14 @@ mod tests {
         }));
         let err = f.listener_for(&no_handle).await.err().unwrap().to_string();
         assert!(err.contains("`account`"), "{err}");
+        let limited =
+            PlatformListeners::new(HttpClient::new(true).unwrap(), Arc::new(OneSecret("x")))
+                .with_enabled(Some([Platform::Mastodon].into()));
+        let err = limited.listener_for(&flaky).await.err().unwrap();
+        assert!(
+            err.to_string().contains("not enabled in this deployment"),
+            "{err}"
+        );
         let x = source(serde_json::json!({"id": "t", "platform": "telegram"}));
         assert!(
             f.listener_for(&x)

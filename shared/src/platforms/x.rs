@@ -849,6 +849,69 @@ impl XTokenStore for InMemoryXTokenStore {
     }
 }
 
+/// Tokens kept in the secret they came from: every refresh writes the whole token set back
+/// (SSM parameter or Secrets Manager secret), so a cold start, or another instance, reads
+/// the current refresh token instead of one X has already rotated away.
+pub struct SecretXTokenStore {
+    memory: InMemoryXTokenStore,
+    app: XOAuthApp,
+    reference: crate::domain::SecretRef,
+    writer: Arc<dyn crate::secrets::SecretWriter>,
+}
+
+impl SecretXTokenStore {
+    pub fn new(
+        tokens: XTokens,
+        app: XOAuthApp,
+        reference: crate::domain::SecretRef,
+        writer: Arc<dyn crate::secrets::SecretWriter>,
+    ) -> Self {
+        SecretXTokenStore {
+            memory: InMemoryXTokenStore::new(tokens),
+            app,
+            reference,
+            writer,
+        }
+    }
+
+    /// The token set as the secret holds it (the same JSON [`XPublisher::from_secret`] reads).
+    fn document(&self, tokens: &XTokens) -> Secret {
+        let doc = serde_json::json!({
+            "access_token": tokens.access_token.expose(),
+            "refresh_token": tokens.refresh_token.as_ref().map(|t| t.expose().to_owned()),
+            "expires_at": tokens.expires_at,
+            "client_id": self.app.client_id,
+            "client_secret": self.app.client_secret.as_ref().map(|s| s.expose().to_owned()),
+        });
+        Secret::new(doc.to_string())
+    }
+}
+
+impl std::fmt::Debug for SecretXTokenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretXTokenStore")
+            .field("reference", &self.reference)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl XTokenStore for SecretXTokenStore {
+    async fn load(&self) -> Result<Option<XTokens>, XTokenStoreError> {
+        self.memory.load().await
+    }
+
+    async fn save(&self, tokens: &XTokens) -> Result<(), XTokenStoreError> {
+        // Memory first: this process keeps working even if the write fails (the client
+        // retries the save on its next call).
+        self.memory.save(tokens).await?;
+        self.writer
+            .write(&self.reference, &self.document(tokens))
+            .await
+            .map_err(|e| XTokenStoreError(Box::new(e)))
+    }
+}
+
 /// The OAuth 2.0 app that issued the tokens: `client_id`, and the secret of a confidential
 /// client (sent as Basic auth when refreshing, platform-apis.md §5.2).
 #[derive(Debug, Clone)]
@@ -944,6 +1007,20 @@ impl XPublisher {
         secret: &Secret,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, PlatformError> {
+        Self::from_secret_persisted(http, secret, clock, None)
+    }
+
+    /// Like [`XPublisher::from_secret`]; with `persist`, refreshed token sets are written
+    /// back to the secret they were read from ([`SecretXTokenStore`]).
+    pub fn from_secret_persisted(
+        http: HttpClient,
+        secret: &Secret,
+        clock: Arc<dyn Clock>,
+        persist: Option<(
+            crate::domain::SecretRef,
+            Arc<dyn crate::secrets::SecretWriter>,
+        )>,
+    ) -> Result<Self, PlatformError> {
         let value = secret.expose().trim();
         if !value.starts_with('{') {
             return Ok(Self::new(http, Secret::new(value), clock));
@@ -963,15 +1040,22 @@ impl XPublisher {
             expires_at: doc.expires_at,
         };
         match doc.client_id.filter(|c| !c.trim().is_empty()) {
-            Some(client_id) => Ok(Self::with_token_store(
-                http,
-                Arc::new(InMemoryXTokenStore::new(tokens)),
-                XOAuthApp {
+            Some(client_id) => {
+                let app = XOAuthApp {
                     client_id,
                     client_secret: doc.client_secret.map(Secret::new),
-                },
-                clock,
-            )),
+                };
+                let store: Arc<dyn XTokenStore> = match persist {
+                    Some((reference, writer)) => Arc::new(SecretXTokenStore::new(
+                        tokens,
+                        app.clone(),
+                        reference,
+                        writer,
+                    )),
+                    None => Arc::new(InMemoryXTokenStore::new(tokens)),
+                };
+                Ok(Self::with_token_store(http, store, app, clock))
+            }
             None if tokens.refresh_token.is_none() => {
                 Ok(Self::new(http, tokens.access_token, clock))
             }

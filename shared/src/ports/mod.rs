@@ -16,8 +16,8 @@ use crate::domain::{Cursor, Delivery, Mention, MentionKey, Platform};
 
 pub use config_store::{ConfigEntity, ConfigStore, EntityKind, UpsertOutcome};
 pub use queue::{
-    BILLING_CHUNK_BYTES, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MessageQueue, QueueError, QueueName,
-    ReceivedMessage, check_batch, check_receive, pack_batches,
+    BILLING_CHUNK_BYTES, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_DELAY, MessageQueue, QueueError,
+    QueueName, ReceivedMessage, check_batch, check_delay, check_receive, pack_batches,
 };
 
 /// Boxed error from a backend SDK or driver, kept as the source of a [`StoreError`].
@@ -307,6 +307,15 @@ pub trait DeliveryStore: Send + Sync {
 
     /// QUEUED deliveries with `due_at <= now`, earliest first, at most `limit`.
     async fn list_due(&self, now: Timestamp, limit: usize) -> Result<Vec<Delivery>, StoreError>;
+
+    /// CLAIMED, SENT and UNKNOWN deliveries whose [`Delivery::settle_at`] is at or before
+    /// `now`, earliest first, at most `limit`: claims whose worker is gone (their job went
+    /// to the dead-letter queue) and unknown outcomes due for reconciliation.
+    async fn list_to_settle(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError>;
 
     /// Every delivery, optionally of one post (for operators: `hark posts`).
     async fn list_deliveries(&self, post_id: Option<&str>) -> Result<Vec<Delivery>, StoreError>;

@@ -11,6 +11,10 @@ pub const MAX_BATCH_MESSAGES: usize = 10;
 /// SQS accepts at most 256 KiB per message and per batch (sum of bodies).
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;
 
+/// The longest delay SQS allows on a message (`DelaySeconds` ≤ 900):
+/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatchRequestEntry.html>.
+pub const MAX_DELAY: SignedDuration = SignedDuration::from_secs(900);
+
 /// Hark's queues and their dead-letter queues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum QueueName {
@@ -87,6 +91,11 @@ pub enum QueueError {
     InvalidReceiveCount { asked: usize },
     #[error("visibility timeout must be 0 to 43200 seconds, got {seconds}")]
     InvalidVisibility { seconds: i64 },
+    #[error("a message delay must be 0 to 900 seconds (SQS DelaySeconds), got {millis} ms")]
+    InvalidDelay { millis: i64 },
+    /// A queue (a test double) that cannot hold messages back was asked to.
+    #[error("queue `{0}` cannot delay messages")]
+    DelayUnsupported(QueueName),
     #[error("queue `{0}` is not configured")]
     NotConfigured(QueueName),
     #[error("the receipt handle is not valid (or the message was already deleted)")]
@@ -147,6 +156,18 @@ pub fn pack_batches(bodies: Vec<String>) -> Result<Vec<Vec<String>>, QueueError>
     Ok(batches)
 }
 
+/// Checks a message delay against SQS's range and returns it in whole seconds, rounded up
+/// (SQS counts whole seconds; rounding down would deliver a message early).
+pub fn check_delay(delay: SignedDuration) -> Result<i32, QueueError> {
+    if delay.is_negative() || delay > MAX_DELAY {
+        return Err(QueueError::InvalidDelay {
+            millis: i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
+        });
+    }
+    let whole = delay.as_secs() + i64::from(delay.subsec_nanos() > 0);
+    Ok(i32::try_from(whole).unwrap_or(900))
+}
+
 /// Checks receive arguments (same limits as SQS).
 pub fn check_receive(max: usize, visibility: SignedDuration) -> Result<(), QueueError> {
     if !(1..=MAX_BATCH_MESSAGES).contains(&max) {
@@ -165,6 +186,21 @@ pub fn check_receive(max: usize, visibility: SignedDuration) -> Result<(), Queue
 pub trait MessageQueue: Send + Sync {
     /// Sends up to 10 messages (≤ 256 KiB in all), all or nothing from the caller's view.
     async fn send_batch(&self, queue: QueueName, bodies: &[String]) -> Result<(), QueueError>;
+
+    /// Like [`send_batch`](Self::send_batch), but no receive returns the messages before
+    /// `delay` (0 to [`MAX_DELAY`], checked by [`check_delay`]) has passed. A queue that
+    /// cannot hold messages back accepts only a zero delay: sending early is never silent.
+    async fn send_batch_delayed(
+        &self,
+        queue: QueueName,
+        bodies: &[String],
+        delay: SignedDuration,
+    ) -> Result<(), QueueError> {
+        if check_delay(delay)? > 0 {
+            return Err(QueueError::DelayUnsupported(queue));
+        }
+        self.send_batch(queue, bodies).await
+    }
 
     /// Takes up to `max` visible messages and hides them for `visibility`. A message whose
     /// receive count already reached the limit goes to the DLQ instead.
@@ -230,6 +266,21 @@ mod tests {
         }
         assert!(pack_batches(vec!["y".repeat(MAX_BATCH_BYTES + 1)]).is_err());
         assert!(pack_batches(vec![]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn given_a_delay_then_it_is_whole_seconds_rounded_up_within_sqs_range() {
+        assert_eq!(check_delay(SignedDuration::ZERO).unwrap(), 0);
+        assert_eq!(check_delay(SignedDuration::from_millis(1)).unwrap(), 1);
+        assert_eq!(
+            check_delay(SignedDuration::from_millis(14_500)).unwrap(),
+            15
+        );
+        assert_eq!(check_delay(MAX_DELAY).unwrap(), 900);
+        let err = check_delay(MAX_DELAY + SignedDuration::from_millis(1)).unwrap_err();
+        assert!(matches!(err, QueueError::InvalidDelay { millis: 900_001 }));
+        assert!(err.to_string().contains("0 to 900 seconds"), "{err}");
+        assert!(check_delay(SignedDuration::from_secs(-1)).is_err());
     }
 
     #[test]

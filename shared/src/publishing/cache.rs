@@ -88,6 +88,14 @@ impl<S: DeliveryStore> DeliveryStore for BatchConfigCache<'_, S> {
         self.inner.list_due(now, limit).await
     }
 
+    async fn list_to_settle(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.list_to_settle(now, limit).await
+    }
+
     async fn list_deliveries(&self, post_id: Option<&str>) -> Result<Vec<Delivery>, StoreError> {
         self.inner.list_deliveries(post_id).await
     }

@@ -115,6 +115,73 @@ where
     Ok(report)
 }
 
+/// Dispatches a delivery that was just requeued for `retry_at` (at most
+/// [`MAX_DELAY`](crate::ports::MAX_DELAY) away) on a job the queue holds back until then,
+/// so a retry does not wait for the next tick. The usual rules hold: the crisis brake
+/// pauses it instead, the delivery is marked dispatched (new job number, conditional
+/// write) before the job is sent, and a job that cannot be sent is retracted so the tick
+/// dispatches the delivery at `retry_at`. Best effort: the requeue is already stored and
+/// the tick is the fallback, so failures are logged and `None` is returned.
+pub(crate) async fn dispatch_later<S>(
+    store: &S,
+    queue: &dyn MessageQueue,
+    delivery: Delivery,
+    retry_at: Timestamp,
+    now: Timestamp,
+) -> Option<u32>
+where
+    S: ConfigStore + DeliveryStore,
+{
+    let id = delivery.id.clone();
+    let fallback = |what: &str, error: &dyn std::fmt::Display| {
+        tracing::warn!(delivery_id = %id, %retry_at, error = %error, "{what}; the scheduler's tick dispatches the retry");
+    };
+    let mut delivery = match hold_braked(store, vec![delivery], now).await {
+        Ok(mut rest) => rest.pop()?,
+        Err(e) => {
+            fallback("cannot check the crisis brake", &e);
+            return None;
+        }
+    };
+    let dispatch = delivery.dispatch_at(retry_at, DISPATCH_LEASE, now).ok()?;
+    let saved = match store.update_delivery(&delivery).await {
+        Ok(saved) => saved,
+        // Someone moved it first (an operator, a tick): they decide what happens next.
+        Err(StoreError::Conflict { .. }) => return None,
+        Err(e) => {
+            fallback("cannot mark the retry dispatched", &e);
+            return None;
+        }
+    };
+    let job = PublishJob {
+        delivery_id: saved.id.clone(),
+        dispatch,
+        dispatched_at: now,
+    };
+    let sent = match serde_json::to_string(&job) {
+        Ok(body) => {
+            let delay = (retry_at - now).max(SignedDuration::ZERO);
+            queue
+                .send_batch_delayed(QueueName::Publish, &[body], delay)
+                .await
+                .map_err(PublishingError::from)
+        }
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = sent {
+        fallback("cannot send the delayed retry job", &e);
+        let mut retracted = saved;
+        if retracted.retract_dispatch(retry_at, now).is_ok()
+            && let Err(e) = store.update_delivery(&retracted).await
+        {
+            // Still safe: the delivery is due again when its dispatch lease runs out.
+            fallback("cannot retract the unsent retry job", &e);
+        }
+        return None;
+    }
+    Some(dispatch)
+}
+
 /// Pauses (instead of dispatching) the due deliveries of campaigns whose crisis brake is
 /// engaged, so posts scheduled after the brake was pulled are held too. Returns the rest.
 async fn hold_braked<S>(
@@ -135,9 +202,15 @@ where
     }
     let mut rest = Vec::with_capacity(due.len());
     for mut delivery in due {
+        // Alerts are never held: the brake must not silence the alert about the crisis.
         let campaign = store
             .get::<ScheduledPost>(&delivery.post_id)
             .await?
+            .filter(|p| {
+                !p.origin
+                    .as_ref()
+                    .is_some_and(|o| o.kind == crate::domain::OriginKind::Alert)
+            })
             .and_then(|p| p.campaign);
         let brake = campaign
             .as_deref()

@@ -55,6 +55,9 @@ pub struct PlatformPublishers {
     http: HttpClient,
     secrets: Arc<dyn SecretResolver>,
     clock: Arc<dyn Clock>,
+    enabled: Option<std::collections::BTreeSet<Platform>>,
+    /// Where rotated credentials are written back (X refresh tokens); `None`: memory only.
+    writer: Option<Arc<dyn crate::secrets::SecretWriter>>,
     cache: Mutex<HashMap<String, Cached>>,
 }
 
@@ -70,8 +73,22 @@ impl PlatformPublishers {
             http,
             secrets,
             clock,
+            enabled: None,
+            writer: None,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Writes rotated credentials (X's refresh tokens) back to their secret.
+    pub fn with_secret_writer(mut self, writer: Arc<dyn crate::secrets::SecretWriter>) -> Self {
+        self.writer = Some(writer);
+        self
+    }
+
+    /// Only these platforms may be called (`HARK_ENABLED_PLATFORMS`); `None`: all.
+    pub fn with_enabled(mut self, enabled: Option<std::collections::BTreeSet<Platform>>) -> Self {
+        self.enabled = enabled;
+        self
     }
 
     async fn resolve(
@@ -142,7 +159,11 @@ impl PlatformPublishers {
             Platform::Discord => Arc::new(DiscordPublisher::new(http, secret).with_clock(clock)),
             Platform::Slack => Arc::new(SlackPublisher::new(http, secret).with_clock(clock)),
             Platform::X => {
-                let mut x = XPublisher::from_secret(http, &secret, clock)?;
+                let persist = match (&self.writer, &channel.token) {
+                    (Some(writer), Some(reference)) => Some((reference.clone(), writer.clone())),
+                    _ => None,
+                };
+                let mut x = XPublisher::from_secret_persisted(http, &secret, clock, persist)?;
                 if let Some(base) = &channel.base_url {
                     x = x.with_base_url(base.clone());
                 }
@@ -207,6 +228,17 @@ impl PlatformPublishers {
 #[async_trait::async_trait]
 impl PublisherFactory for PlatformPublishers {
     async fn publisher_for(&self, channel: &Channel) -> Result<ChannelPublisher, PlatformError> {
+        if let Some(enabled) = &self.enabled
+            && !enabled.contains(&channel.platform)
+        {
+            return Err(unusable(
+                channel,
+                &format!(
+                    "is on {}, which is not enabled in this deployment (HARK_ENABLED_PLATFORMS)",
+                    channel.platform
+                ),
+            ));
+        }
         let webhook_based = matches!(
             channel.platform,
             Platform::Discord | Platform::Slack | Platform::Webhook
@@ -393,6 +425,17 @@ mod tests {
                 .contains("`webhook`")
         );
         assert!(!err.contains("secret-value"));
+    }
+
+    #[tokio::test]
+    async fn given_a_platform_not_enabled_then_a_permanent_error_naming_the_setting() {
+        let f = factory(&[("T", "t")]).with_enabled(Some([Platform::Slack].into()));
+        let ch = channel(
+            serde_json::json!({"id": "tg", "platform": "telegram", "account": "@b", "token": "env:T"}),
+        );
+        let err = f.publisher_for(&ch).await.unwrap_err();
+        assert!(matches!(err, PlatformError::Permanent { .. }));
+        assert!(err.to_string().contains("HARK_ENABLED_PLATFORMS"), "{err}");
     }
 
     #[tokio::test]

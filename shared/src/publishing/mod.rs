@@ -9,6 +9,14 @@
 //!   on the publish queue.
 //! - **Publishing** ([`handle_publish_message`]): claim → validate → SENT → create on the
 //!   platform → record PUBLISHED (or retry with backoff, or FAILED, or UNKNOWN) → announce.
+//!   A retry due within SQS's 15-minute delay is dispatched by the publisher itself, on a
+//!   delayed job with a new dispatch number, so the first retry goes out within 30 s
+//!   instead of on the next tick.
+//! - **Settling** ([`settle_due`], the rest of the scheduler tick): claims whose worker died
+//!   and whose job is gone (dead-lettered) are re-dispatched, or made UNKNOWN where a
+//!   re-send could post twice; UNKNOWN outcomes are reconciled by looking for the post on
+//!   the account (PUBLISHED, or QUEUED again when certainly absent, or FAILED "could not
+//!   confirm" after [`RECONCILE_DEADLINE`]).
 //! - **Operators** ([`cancel_delivery`], [`retry_delivery`], [`clear_channel_reauth`]).
 //!
 //! # Exactly once
@@ -17,7 +25,8 @@
 //! where the platform guards it ([`CreateGuard`]): Mastodon's `Idempotency-Key` (the
 //! delivery id) within [`MASTODON_RESEND_WINDOW`] of the first send, Bluesky's record key
 //! (derived from the delivery id) always. Anything else that may have reached a platform
-//! becomes UNKNOWN for a reconciler, never a blind retry.
+//! becomes UNKNOWN for the reconciler, never a blind retry; the reconciler re-queues it
+//! only when the account's posts since the first send certainly do not hold it.
 //!
 //! Every announced state emits exactly one event *id* (see
 //! [`Delivery::event_id`](crate::domain::Delivery::event_id)): the state is written first
@@ -40,6 +49,7 @@ mod jobs;
 mod operator;
 mod publisher;
 mod reauth;
+mod reconcile;
 mod schedule;
 mod validate;
 
@@ -56,6 +66,7 @@ pub use operator::{
 };
 pub use publisher::{PublishOutcome, PublisherSettings, handle_publish_message, publish_job};
 pub use reauth::ChannelAuth;
+pub use reconcile::{SettleReport, SettleSettings, settle_due};
 pub use schedule::{LATE_SCHEDULING_GRACE, ScheduleReport, schedule_changed, schedule_post};
 pub use validate::{ChannelProblem, outgoing_text, validate_post};
 
@@ -73,6 +84,15 @@ pub const MIN_PUBLISH_VISIBILITY: SignedDuration = CLAIM_LEASE;
 /// How long a dispatched delivery waits for its job to be claimed before the scheduler
 /// sends another job (the first one was lost, e.g. the tick crashed after its write).
 pub const DISPATCH_LEASE: SignedDuration = SignedDuration::from_mins(10);
+
+/// How long after a create's outcome became UNKNOWN the reconciler first looks for the
+/// post: platforms list a new post on the account's timeline within seconds, and
+/// "not found" is only trusted once the post would have shown.
+pub const RECONCILE_AFTER: SignedDuration = SignedDuration::from_mins(1);
+
+/// How long the reconciler keeps looking for an UNKNOWN create (counted from the first
+/// send) before it gives up and reports the delivery FAILED with "could not confirm".
+pub const RECONCILE_DEADLINE: SignedDuration = SignedDuration::from_hours(24);
 
 /// A publishing use case could not finish. `Err` from a queue consumer means "let the queue
 /// redeliver the message"; outcomes on the platform side are values, not errors.

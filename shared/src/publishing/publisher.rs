@@ -11,17 +11,18 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::backoff::Backoff;
+use super::dispatch::dispatch_later;
 use super::factory::PublisherFactory;
 use super::guard::{CreateGuard, create_guard};
 use super::jobs::PublishJob;
 use super::reauth::{active_flag, clear_flag, flag_channel};
 use super::validate::check_channel;
-use super::{CLAIM_LEASE, PublishingError};
+use super::{CLAIM_LEASE, PublishingError, RECONCILE_AFTER};
 use crate::clock::Clock;
 use crate::domain::{Channel, Delivery, DeliveryState, Platform, ScheduledPost};
 use crate::events::HarkEvent;
 use crate::platforms::{OutgoingPost, PlatformError};
-use crate::ports::{ConfigStore, DeliveryStore, MessageQueue, QueueName, StoreError};
+use crate::ports::{ConfigStore, DeliveryStore, MAX_DELAY, MessageQueue, QueueName, StoreError};
 
 /// The credentials fingerprint recorded when a channel's secret could not be resolved.
 const UNRESOLVED_CREDENTIALS: &str = "unresolved";
@@ -68,6 +69,9 @@ pub enum PublishOutcome {
         delivery_id: String,
         retry_at: Timestamp,
         reason: String,
+        /// Whether a delayed job for `retry_at` was sent at once (otherwise the
+        /// scheduler's tick dispatches it when it is due).
+        redispatched: bool,
     },
     Failed {
         delivery_id: String,
@@ -206,6 +210,46 @@ async fn save<S: DeliveryStore>(
     }
 }
 
+/// What goes out on `channel` for `post`: the reconciler looks for exactly this.
+pub(crate) fn outgoing_post(post: &ScheduledPost, channel: &Channel) -> OutgoingPost {
+    OutgoingPost {
+        text: post.text_for(&channel.id).to_owned(),
+        link: post.link.clone(),
+    }
+}
+
+/// Why a create that may already have reached `platform` must not be sent again for this
+/// delivery (it then becomes UNKNOWN), or `None` when sending is safe: nothing was sent
+/// before, or the platform's guard ([`CreateGuard`]) makes a repeat harmless.
+/// `recovering_send`: the delivery is being taken over from SENT (its last create's outcome
+/// was never recorded). The one home of this rule: the publisher and the scheduler's
+/// settle sweep both ask it.
+pub(crate) fn resend_refusal(
+    platform: Platform,
+    delivery: &Delivery,
+    recovering_send: bool,
+    now: Timestamp,
+) -> Option<String> {
+    let first = delivery.first_sent_at?;
+    let guard = create_guard(platform);
+    let unsafe_to_resend = match guard {
+        CreateGuard::None => recovering_send,
+        CreateGuard::ExpiringKey { .. } => !guard.allows_resend(first, now),
+        CreateGuard::RecordKey => false,
+    };
+    if !unsafe_to_resend {
+        return None;
+    }
+    Some(match guard {
+        CreateGuard::None => format!(
+            "the worker stopped after sending the create request at {first}; {platform} has no idempotency guard, so it is not sent again"
+        ),
+        _ => format!(
+            "first sent at {first}; {platform} forgets idempotency keys after an hour, so a re-send now could post twice"
+        ),
+    })
+}
+
 /// One attempt on a delivery that this worker may take. `Ok(None)`: lost a race, look again.
 async fn attempt<S, F>(
     store: &S,
@@ -261,26 +305,8 @@ where
     }
 
     // A create that may already have reached the platform is repeated only under a guard.
-    let guard = create_guard(channel.platform);
-    if let Some(first) = delivery.first_sent_at {
-        let unsafe_to_resend = match guard {
-            CreateGuard::None => recovering_send,
-            CreateGuard::ExpiringKey { .. } => !guard.allows_resend(first, now),
-            CreateGuard::RecordKey => false,
-        };
-        if unsafe_to_resend {
-            let reason = match guard {
-                CreateGuard::None => format!(
-                    "the worker stopped after sending the create request at {first}; {} has no idempotency guard, so it is not sent again",
-                    channel.platform
-                ),
-                _ => format!(
-                    "first sent at {first}; {} forgets idempotency keys after an hour, so a re-send now could post twice",
-                    channel.platform
-                ),
-            };
-            return step.unknown(delivery, platform, &reason).await;
-        }
+    if let Some(reason) = resend_refusal(channel.platform, &delivery, recovering_send, now) {
+        return step.unknown(delivery, platform, &reason).await;
     }
 
     if let Err(problem) = check_channel(&post, &channel) {
@@ -310,15 +336,12 @@ where
     }
 
     let mut sending = delivery;
-    sending.mark_sent(clock.now())?;
+    sending.mark_sent(settings.claim_lease, clock.now())?;
     let Some(sent) = save(store, &sending).await? else {
         // Our claim ran out and someone else took over: they send, we must not.
         return Ok(None);
     };
-    let outgoing = OutgoingPost {
-        text: post.text_for(&channel.id).to_owned(),
-        link: post.link.clone(),
-    };
+    let outgoing = outgoing_post(&post, &channel);
     let result = built.publisher.publish(&outgoing, &sent.id).await;
     match result {
         Ok(published) => {
@@ -389,7 +412,8 @@ impl<S: ConfigStore + DeliveryStore> Step<'_, S> {
         platform: Option<Platform>,
         reason: &str,
     ) -> Result<Option<PublishOutcome>, PublishingError> {
-        delivery.mark_unknown(reason, self.clock.now())?;
+        let now = self.clock.now();
+        delivery.mark_unknown(reason, now + RECONCILE_AFTER, now)?;
         let Some(saved) = save(self.store, &delivery).await? else {
             return Ok(None);
         };
@@ -440,10 +464,19 @@ impl<S: ConfigStore + DeliveryStore> Step<'_, S> {
             return Ok(None);
         };
         tracing::info!(delivery_id = %saved.id, %retry_at, reason, "retrying later");
+        let delivery_id = saved.id.clone();
+        // The first retries come back on a delayed job sent from here, not a minute later
+        // on the scheduler's next tick; a longer wait (a rate-limit reset hours away) is
+        // left to the tick.
+        let redispatched = retry_at - now <= MAX_DELAY
+            && dispatch_later(self.store, self.queue, saved, retry_at, now)
+                .await
+                .is_some();
         Ok(Some(PublishOutcome::Requeued {
-            delivery_id: saved.id,
+            delivery_id,
             retry_at,
             reason,
+            redispatched,
         }))
     }
 

@@ -89,8 +89,13 @@ pub fn validate_post<'a>(
 
 /// Checks `post` on one channel.
 pub(crate) fn check_channel(post: &ScheduledPost, channel: &Channel) -> Result<(), ChannelProblem> {
-    // Webhook channels receive signed alerts, not posts (`hark apply` says so too).
-    if !channel.platform.can_publish() || channel.platform == Platform::Webhook {
+    // Webhook channels receive signed alerts (posts a trigger's `notify` made), not
+    // campaign posts (`hark apply` says so too).
+    let alert = post
+        .origin
+        .as_ref()
+        .is_some_and(|o| o.kind == crate::domain::OriginKind::Alert);
+    if !channel.platform.can_publish() || (channel.platform == Platform::Webhook && !alert) {
         return Err(ChannelProblem::NotPublishable {
             channel: channel.id.clone(),
             platform: channel.platform,
@@ -161,6 +166,19 @@ mod tests {
             "{}",
             problems[0]
         );
+    }
+
+    #[test]
+    fn given_an_alert_then_a_webhook_channel_takes_it() {
+        let channels = [channel("hook", "webhook", None)];
+        let mut p = post("Negative wave on launch", &["hook"], &[]);
+        p.origin = Some(crate::domain::PostOrigin {
+            event_id: "trigger:launch:wave:1".into(),
+            campaign: "launch".into(),
+            rule: "wave".into(),
+            kind: crate::domain::OriginKind::Alert,
+        });
+        assert!(validate_post(&p, |id| channels.iter().find(|c| c.id == id)).is_empty());
     }
 
     #[test]

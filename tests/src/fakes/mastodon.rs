@@ -293,6 +293,45 @@ impl FakeMastodon {
         }));
     }
 
+    /// Publishes a status written by someone else: `author` (acct), their follower count,
+    /// the status language and its plain text with `tag` as its hashtag. For simulations
+    /// with many voices (`hark demo`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn post_by(
+        &self,
+        id: &str,
+        author: &str,
+        followers: u64,
+        lang: &str,
+        tag: &str,
+        text: &str,
+        at: Timestamp,
+    ) {
+        let (user, host) = author.split_once('@').unwrap_or((author, "remote.example"));
+        let escaped = text
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        self.statuses.lock().unwrap().push(serde_json::json!({
+            "id": id,
+            "created_at": at.to_string(),
+            "in_reply_to_id": null,
+            "sensitive": false,
+            "spoiler_text": "",
+            "visibility": "public",
+            "language": lang,
+            "uri": format!("https://{host}/users/{user}/statuses/{id}"),
+            "url": format!("https://{host}/@{user}/{id}"),
+            "replies_count": 1, "reblogs_count": followers / 5000, "favourites_count": 3 + followers / 2000,
+            "content": format!("<p>{escaped} <a href=\"https://{host}/tags/{tag}\" class=\"mention hashtag\" rel=\"tag\">#<span>{tag}</span></a></p>"),
+            "account": { "id": user, "username": user, "acct": format!("{user}@{host}"),
+                         "display_name": user, "url": format!("https://{host}/@{user}"),
+                         "bot": false, "followers_count": followers },
+            "media_attachments": [], "mentions": [], "tags": [{"name": tag, "url": format!("https://{host}/tags/{tag}")}],
+            "emojis": [], "reblog": null, "card": null, "poll": null
+        }));
+    }
+
     /// Revokes the publishing token: creates answer 401 until [`FakeMastodon::accept_token`].
     pub fn revoke_token(&self) {
         self.publishing().token = "revoked".to_owned();

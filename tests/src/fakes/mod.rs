@@ -93,6 +93,15 @@ impl FakeHackerNews {
         FakeHackerNews { server, hits }
     }
 
+    /// A comment by `author` on the story `story_title`.
+    pub fn comment_by(&self, id: &str, author: &str, story_title: &str, text: &str, at: Timestamp) {
+        self.hits.lock().unwrap().push(serde_json::json!({
+            "objectID": id, "created_at": at.to_string(), "created_at_i": at.as_second(),
+            "author": author, "comment_text": text, "story_id": 1, "story_title": story_title,
+            "parent_id": 1, "points": null, "num_comments": null, "_tags": ["comment"]
+        }));
+    }
+
     /// A comment with this id, text and time.
     pub fn comment(&self, id: &str, text: &str, at: Timestamp) {
         self.hits.lock().unwrap().push(serde_json::json!({

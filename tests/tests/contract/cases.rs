@@ -762,7 +762,8 @@ pub async fn deliveries_are_created_once_and_updated_only_from_the_version_read(
         .unwrap();
     let claimed = store.update_delivery(&claimed).await.unwrap();
     let mut sent = claimed.clone();
-    sent.mark_sent(at(2)).unwrap();
+    sent.mark_sent(SignedDuration::from_secs(60), at(2))
+        .unwrap();
     let sent = store.update_delivery(&sent).await.unwrap();
     let mut published = sent.clone();
     published
@@ -819,6 +820,77 @@ pub async fn due_deliveries_are_listed_earliest_first(store: &impl DeliveryStore
     let one = store.list_deliveries(Some("later")).await.unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0].post_id, "later");
+}
+
+pub async fn claimed_sent_and_unknown_deliveries_are_listed_to_settle_by_settle_time(
+    store: &impl DeliveryStore,
+) {
+    let lease = SignedDuration::from_secs(60);
+    let stored = |post: &str| Delivery::id_for(post, "brand-x", at(0));
+    for post in ["queued", "claimed", "sent", "unknown", "published"] {
+        store
+            .create_delivery(&delivery(post, "brand-x", 0))
+            .await
+            .unwrap();
+    }
+    let step = |post: &'static str| async move {
+        store.get_delivery(&stored(post)).await.unwrap().unwrap()
+    };
+    let mut claimed = step("claimed").await;
+    claimed.claim("w1", lease, at(40)).unwrap(); // lease until 100
+    store.update_delivery(&claimed).await.unwrap();
+    let mut sent = step("sent").await;
+    sent.claim("w2", lease, at(10)).unwrap();
+    sent.mark_sent(lease, at(50)).unwrap(); // settles at 110
+    store.update_delivery(&sent).await.unwrap();
+    let mut unknown = step("unknown").await;
+    unknown.claim("w3", lease, at(10)).unwrap();
+    unknown.mark_sent(lease, at(20)).unwrap();
+    unknown
+        .mark_unknown("timeout ⏱ after send", at(90), at(30))
+        .unwrap();
+    let unknown = store.update_delivery(&unknown).await.unwrap();
+    let mut published = step("published").await;
+    published.claim("w4", lease, at(10)).unwrap();
+    published.mark_sent(lease, at(11)).unwrap();
+    published.mark_published("1", None, at(12)).unwrap();
+    store.update_delivery(&published).await.unwrap();
+
+    let posts = |list: Vec<Delivery>| list.into_iter().map(|d| d.post_id).collect::<Vec<_>>();
+    assert!(store.list_to_settle(at(89), 10).await.unwrap().is_empty());
+    assert_eq!(
+        posts(store.list_to_settle(at(105), 10).await.unwrap()),
+        ["unknown", "claimed"],
+        "earliest settle time first; the send's lease still runs"
+    );
+    let all = store.list_to_settle(at(200), 10).await.unwrap();
+    assert_eq!(posts(all.clone()), ["unknown", "claimed", "sent"]);
+    assert_eq!(all[0], unknown, "read back whole, with its version");
+    assert_eq!(
+        posts(store.list_to_settle(at(200), 1).await.unwrap()),
+        ["unknown"]
+    );
+    assert!(store.list_to_settle(at(200), 0).await.unwrap().is_empty());
+    assert_eq!(
+        posts(store.list_due(at(200), 10).await.unwrap()),
+        ["queued"],
+        "the due listing is unaffected"
+    );
+
+    // Settled: an UNKNOWN found not published is queued again and leaves the listing.
+    let mut requeued = unknown;
+    requeued
+        .requeue(at(120), "not on the account", at(120))
+        .unwrap();
+    store.update_delivery(&requeued).await.unwrap();
+    assert_eq!(
+        posts(store.list_to_settle(at(200), 10).await.unwrap()),
+        ["claimed", "sent"]
+    );
+    assert_eq!(
+        posts(store.list_due(at(200), 10).await.unwrap()),
+        ["queued", "unknown"]
+    );
 }
 
 // ---------------------------------------------------------------- triggers
@@ -1063,6 +1135,70 @@ pub async fn a_message_comes_back_after_its_visibility_timeout_with_its_receive_
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+pub async fn a_delayed_message_is_not_received_before_its_delay_then_is(queue: &impl MessageQueue) {
+    queue
+        .send_batch_delayed(
+            QueueName::Poll,
+            &bodies(2, "delayed"),
+            SignedDuration::from_secs(1),
+        )
+        .await
+        .unwrap();
+    assert!(
+        queue
+            .receive(QueueName::Poll, 10, SignedDuration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty(),
+        "held back while the delay runs"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.extend(
+            queue
+                .receive(QueueName::Poll, 10, SignedDuration::from_secs(30))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut got: Vec<String> = got.into_iter().map(|m| m.body).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        bodies(2, "delayed"),
+        "both arrive once the delay is over"
+    );
+
+    let err = queue
+        .send_batch_delayed(
+            QueueName::Poll,
+            &bodies(1, "too-late"),
+            SignedDuration::from_secs(901),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, QueueError::InvalidDelay { millis: 901_000 }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("0 to 900 seconds"), "{err}");
+    let err = queue
+        .send_batch_delayed(QueueName::Poll, &[], SignedDuration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QueueError::EmptyBatch), "{err:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(
+        queue
+            .receive(QueueName::Poll, 10, SignedDuration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a refused batch sent nothing"
     );
 }
 

@@ -53,12 +53,14 @@ macro_rules! contract_suite {
             case!(two_concurrent_claims_of_one_delivery_exactly_one_wins, shared store);
             case!(deliveries_are_created_once_and_updated_only_from_the_version_read, store);
             case!(due_deliveries_are_listed_earliest_first, store);
+            case!(claimed_sent_and_unknown_deliveries_are_listed_to_settle_by_settle_time, store);
             case!(a_rule_fires_once_per_window_even_when_raced, shared store);
             case!(a_fired_rule_keeps_its_event_pending_until_announced, store);
             case!(firings_are_kept_per_campaign_in_window_order, store);
             case!(a_budget_is_never_overdrawn_even_when_raced, shared store);
             case!(a_message_comes_back_after_its_visibility_timeout_with_its_receive_count, queue);
             case!(change_visibility_to_zero_makes_a_message_visible_now, queue);
+            case!(a_delayed_message_is_not_received_before_its_delay_then_is, queue);
             case!(a_message_received_too_often_goes_to_the_dead_letter_queue, queue);
             case!(batches_beyond_sqs_limits_are_rejected_with_a_clear_error, queue);
             case!(unicode_and_emoji_survive_the_queue, queue);
