@@ -138,7 +138,9 @@ async fn given_an_x_token_set_in_ssm_then_a_refresh_writes_the_rotated_tokens_ba
         .value
         .unwrap();
     let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
-    let rotated = x.refresh_token().expect("the fake issued a new refresh token");
+    let rotated = x
+        .refresh_token()
+        .expect("the fake issued a new refresh token");
     assert_ne!(rotated, X_REFRESH_TOKEN);
     assert_eq!(stored["refresh_token"], rotated.as_str());
     assert_eq!(stored["client_id"], X_CLIENT_ID);

@@ -745,10 +745,7 @@ impl DynamoStore {
                 .table_name(&*self.table)
                 .index_name(keys::GSI1)
                 .key_condition_expression("GSI1PK = :partition AND GSI1SK <= :until")
-                .expression_attribute_values(
-                    ":partition",
-                    AttributeValue::S(partition.to_owned()),
-                )
+                .expression_attribute_values(":partition", AttributeValue::S(partition.to_owned()))
                 .expression_attribute_values(":until", AttributeValue::S(keys::due_until(now)))
                 .limit(i32::try_from(page).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start)

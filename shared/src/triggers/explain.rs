@@ -17,9 +17,10 @@ const STOPWORDS: &[&str] = &[
     "should", "does", "doing", "being", "over", "again", "it's", "i'm", "don't", "can't", "isn't",
     "der", "die", "das", "und", "ist", "nicht", "ein", "eine", "mit", "auf", "für", "von", "den",
     "dem", "des", "sich", "auch", "wie", "noch", "nur", "aber", "wir", "ich", "sie", "mir", "mich",
-    "dass", "schon", "bei", "nach", "aus", "wird", "sind", "hat", "habe", "kann", "jetzt", "mein", "meine", "meinen", "meiner", "dein", "deine", "alle",
-    "alles", "heute", "wurde", "werden", "einen", "einem", "keine", "kein", "wenn",
-    "oder", "mal", "ganz", "sehr", "seit", "https", "http", "www", "com",
+    "dass", "schon", "bei", "nach", "aus", "wird", "sind", "hat", "habe", "kann", "jetzt", "mein",
+    "meine", "meinen", "meiner", "dein", "deine", "alle", "alles", "heute", "wurde", "werden",
+    "einen", "einem", "keine", "kein", "wenn", "oder", "mal", "ganz", "sehr", "seit", "https",
+    "http", "www", "com",
 ];
 
 /// The `n` most frequent terms and hashtags of `mentions` (each mention counts a term
