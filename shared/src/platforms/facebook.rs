@@ -1191,10 +1191,7 @@ impl Publisher for FacebookPublisher {
 // ---------------------------------------------------------------------------------------
 
 fn malformed(what: &str, err: &serde_json::Error) -> PlatformError {
-    PlatformError::Malformed {
-        platform: PLATFORM,
-        detail: format!("{what} is not the documented JSON: {err}"),
-    }
+    http::malformed_json(PLATFORM, what, err)
 }
 
 fn config_error(source: &Source, problem: &str) -> PlatformError {
@@ -1205,16 +1202,9 @@ fn config_error(source: &Source, problem: &str) -> PlatformError {
     }
 }
 
-/// `Authorization: Bearer …`, marked sensitive so it is never printed.
+/// `Authorization: Bearer …` ([`http::bearer`]).
 fn bearer(token: &Secret) -> Result<HeaderValue, PlatformError> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-        PlatformError::AuthExpired {
-            platform: PLATFORM,
-            message: "the access token contains characters not allowed in an HTTP header".into(),
-        }
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
+    http::bearer(PLATFORM, token)
 }
 
 /// `base` + `/{GRAPH_VERSION}/` + `segments` (each escaped as one path segment).

@@ -437,19 +437,7 @@ fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8], now: Timestamp
 }
 
 fn api_url(base: &Url) -> Result<Url, PlatformError> {
-    let mut url = base.clone();
-    url.set_query(None);
-    url.set_fragment(None);
-    url.path_segments_mut()
-        .map_err(|()| PlatformError::Url {
-            platform: PLATFORM,
-            source: http::UrlError::Invalid {
-                reason: "the base URL cannot have a path".into(),
-            },
-        })?
-        .pop_if_empty()
-        .extend(["api", "v1", "search_by_date"]);
-    Ok(url)
+    http::api_url(PLATFORM, base, &["api", "v1", "search_by_date"])
 }
 
 #[cfg(test)]

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderValue};
 use url::Url;
 
 use super::PlatformError;
-use crate::domain::Platform;
+use crate::domain::{Platform, Secret};
 
 /// Sent with every request; Reddit and others require a descriptive one.
 pub const USER_AGENT: &str = concat!(
@@ -238,6 +238,44 @@ pub fn classify_status(
         platform,
         status: Some(status.as_u16()),
         message,
+    }
+}
+
+/// `Authorization: Bearer …`, marked sensitive so it is never printed.
+pub fn bearer(platform: Platform, token: &Secret) -> Result<HeaderValue, PlatformError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+        PlatformError::AuthExpired {
+            platform,
+            message: "the access token contains characters not allowed in an HTTP header".into(),
+        }
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// `base` with `segments` appended to its path (an instance, proxy or fake may live under
+/// a path); query and fragment dropped.
+pub fn api_url(platform: Platform, base: &Url, segments: &[&str]) -> Result<Url, PlatformError> {
+    let mut url = base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    url.path_segments_mut()
+        .map_err(|()| PlatformError::Url {
+            platform,
+            source: UrlError::Invalid {
+                reason: "the base URL cannot have a path".into(),
+            },
+        })?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
+/// A response body that is not the JSON the platform documents. Nothing from it is used.
+pub fn malformed_json(platform: Platform, what: &str, err: &serde_json::Error) -> PlatformError {
+    PlatformError::Malformed {
+        platform,
+        detail: format!("{what} is not the documented JSON: {err}"),
     }
 }
 

@@ -416,32 +416,13 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &[u8], now: Timestamp) -
     http::classify_status(PLATFORM, status, headers, message, now)
 }
 
-/// `Authorization: Bearer …`, marked sensitive so it is never printed.
+/// `Authorization: Bearer …` ([`http::bearer`]).
 fn bearer(token: &Secret) -> Result<HeaderValue, PlatformError> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-        PlatformError::AuthExpired {
-            platform: PLATFORM,
-            message: "the access token contains characters not allowed in an HTTP header".into(),
-        }
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
+    http::bearer(PLATFORM, token)
 }
 
 fn api_url(base: &Url) -> Result<Url, PlatformError> {
-    let mut url = base.clone();
-    url.set_query(None);
-    url.set_fragment(None);
-    url.path_segments_mut()
-        .map_err(|()| PlatformError::Url {
-            platform: PLATFORM,
-            source: http::UrlError::Invalid {
-                reason: "the base URL cannot have a path".into(),
-            },
-        })?
-        .pop_if_empty()
-        .extend(API_PATH);
-    Ok(url)
+    http::api_url(PLATFORM, base, &API_PATH)
 }
 
 #[cfg(test)]

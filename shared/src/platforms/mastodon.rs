@@ -537,10 +537,7 @@ fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8], now: Timestamp
 }
 
 fn malformed(what: &str, err: &serde_json::Error) -> PlatformError {
-    PlatformError::Malformed {
-        platform: PLATFORM,
-        detail: format!("{what} is not the documented JSON: {err}"),
-    }
+    http::malformed_json(PLATFORM, what, err)
 }
 
 fn config_error(source: &Source, problem: &str) -> PlatformError {
@@ -551,33 +548,13 @@ fn config_error(source: &Source, problem: &str) -> PlatformError {
     }
 }
 
-/// `Authorization: Bearer …`, marked sensitive so it is never printed.
+/// `Authorization: Bearer …` ([`http::bearer`]).
 fn bearer(token: &Secret) -> Result<HeaderValue, PlatformError> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-        PlatformError::AuthExpired {
-            platform: PLATFORM,
-            message: "the access token contains characters not allowed in an HTTP header".into(),
-        }
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
+    http::bearer(PLATFORM, token)
 }
 
-/// `base` with `segments` appended to its path (an instance may live under a path).
 fn api_url(base: &Url, segments: &[&str]) -> Result<Url, PlatformError> {
-    let mut url = base.clone();
-    url.set_query(None);
-    url.set_fragment(None);
-    url.path_segments_mut()
-        .map_err(|()| PlatformError::Url {
-            platform: PLATFORM,
-            source: http::UrlError::Invalid {
-                reason: "the base URL cannot have a path".into(),
-            },
-        })?
-        .pop_if_empty()
-        .extend(segments);
-    Ok(url)
+    http::api_url(PLATFORM, base, segments)
 }
 
 #[cfg(test)]

@@ -1618,10 +1618,7 @@ fn store_unavailable(e: XTokenStoreError) -> PlatformError {
 }
 
 fn malformed(what: &str, err: &serde_json::Error) -> PlatformError {
-    PlatformError::Malformed {
-        platform: PLATFORM,
-        detail: format!("{what} is not the documented JSON: {err}"),
-    }
+    http::malformed_json(PLATFORM, what, err)
 }
 
 fn config_error(source: &Source, problem: &str) -> PlatformError {
@@ -1637,33 +1634,13 @@ fn rfc3339_seconds(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// `Authorization: Bearer …`, marked sensitive so it is never printed.
+/// `Authorization: Bearer …` ([`http::bearer`]).
 fn bearer_header(token: &Secret) -> Result<HeaderValue, PlatformError> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-        PlatformError::AuthExpired {
-            platform: PLATFORM,
-            message: "the access token contains characters not allowed in an HTTP header".into(),
-        }
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
+    http::bearer(PLATFORM, token)
 }
 
-/// `base` with `segments` appended to its path (a proxy or fake may live under a path).
 fn api_url(base: &Url, segments: &[&str]) -> Result<Url, PlatformError> {
-    let mut url = base.clone();
-    url.set_query(None);
-    url.set_fragment(None);
-    url.path_segments_mut()
-        .map_err(|()| PlatformError::Url {
-            platform: PLATFORM,
-            source: http::UrlError::Invalid {
-                reason: "the base URL cannot have a path".into(),
-            },
-        })?
-        .pop_if_empty()
-        .extend(segments);
-    Ok(url)
+    http::api_url(PLATFORM, base, segments)
 }
 
 #[cfg(test)]

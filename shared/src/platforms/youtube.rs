@@ -1206,10 +1206,7 @@ fn rfc3339(t: Timestamp) -> String {
 }
 
 fn malformed(what: &str, err: &serde_json::Error) -> PlatformError {
-    PlatformError::Malformed {
-        platform: PLATFORM,
-        detail: format!("{what} is not the documented JSON: {err}"),
-    }
+    http::malformed_json(PLATFORM, what, err)
 }
 
 #[cfg(test)]
