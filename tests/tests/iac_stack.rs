@@ -292,7 +292,12 @@ async fn given_the_deployed_stack_then_its_queues_table_and_timeouts_fit_what_th
     }
     assert_eq!(
         consumed,
-        BTreeSet::from(["PollerFunction", "ProcessorFunction", "PublisherFunction"])
+        BTreeSet::from([
+            "ActionsFunction",
+            "PollerFunction",
+            "ProcessorFunction",
+            "PublisherFunction"
+        ])
     );
     let poller = &stack.function("PollerFunction").event_sources[0];
     assert!(
