@@ -331,7 +331,15 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 secrets,
                 std::sync::Arc::new(hark_shared::clock::SystemClock),
             )
-            .with_enabled(config.enabled_platforms.clone());
+            .with_enabled(config.enabled_platforms.clone())
+            .with_rate_gate(match &backend {
+                Backend::Embedded { store, .. } => {
+                    std::sync::Arc::new(hark_shared::publishing::StoreRateGate(store.clone()))
+                }
+                Backend::Aws { store, .. } => {
+                    std::sync::Arc::new(hark_shared::publishing::StoreRateGate(store.clone()))
+                }
+            });
             let processor = hark_shared::processing::Processor::new(
                 hark_shared::analysis::Analyzer::new(
                     hark_shared::analysis::Languages::from_codes(&config.languages)

@@ -180,7 +180,10 @@ async fn given_the_deployed_stack_then_each_function_environment_configures_its_
         ),
         (
             "PublisherFunction",
-            &[(QueueName::Events, "EventsQueueUrl")],
+            &[
+                (QueueName::Events, "EventsQueueUrl"),
+                (QueueName::Publish, "PublishQueueUrl"),
+            ],
         ),
     ];
     for (logical_id, queues) in needs {

@@ -28,7 +28,7 @@ use hark_shared::platforms::listeners::PlatformListeners;
 use hark_shared::platforms::webhook::{SIGNATURE_HEADER, verify_signature};
 use hark_shared::ports::{ConfigStore, DeliveryStore, StoreError, TriggerStore, truncate_to_hour};
 use hark_shared::processing::Processor;
-use hark_shared::publishing::PlatformPublishers;
+use hark_shared::publishing::{PlatformPublishers, StoreRateGate};
 use hark_tests::fakes::{
     BLUESKY_APP_PASSWORD, FakeFeed, FakeHackerNews, FakeMastodon, FakePds, MASTODON_TOKEN,
 };
@@ -237,14 +237,14 @@ pub async fn run(config: &Config, args: &DemoArgs) -> Result<Summary, DemoError>
     let start = truncate_to_hour(real_now) - SignedDuration::from_hours(args.hours);
     let end = start + SignedDuration::from_hours(args.hours);
     let clock = Arc::new(ManualClock::new(start));
-    let store = EmbeddedStore::open(
+    let store = Arc::new(EmbeddedStore::open(
         &dir,
         EmbeddedOptions {
             retention_days: 3650,
             max_receive_count: config.max_receive_count,
             clock: clock.clone(),
         },
-    )?;
+    )?);
     let world = World::start(clock.clone()).await;
 
     // The bundled configuration, pointed at the simulated platforms.
@@ -252,26 +252,27 @@ pub async fn run(config: &Config, args: &DemoArgs) -> Result<Summary, DemoError>
     let feature_at = end - SignedDuration::from_mins(30);
     let yaml = world.config_yaml(launch_at, feature_at);
     let desired = crate::apply::parse(Path::new("examples/demo.yaml"), &yaml)?;
-    crate::apply::apply_and_schedule(&store, &store, &desired, false, clock.now()).await?;
+    crate::apply::apply_and_schedule(&*store, &*store, &desired, false, clock.now()).await?;
 
     let http = HttpClient::new(true).map_err(|e| DemoError::Setup(e.to_string()))?;
     let secrets = Arc::new(world.secrets());
     let listeners = PlatformListeners::new(http.clone(), secrets.clone()).with_clock(clock.clone());
-    let publishers = PlatformPublishers::new(http, secrets, clock.clone());
+    let publishers = PlatformPublishers::new(http, secrets, clock.clone())
+        .with_rate_gate(Arc::new(StoreRateGate(store.clone())));
     let languages =
         Languages::from_codes(&config.languages).map_err(|e| DemoError::Setup(e.to_string()))?;
     let processor =
         Processor::new(Analyzer::new(languages).map_err(|e| DemoError::Setup(e.to_string()))?);
     let pipeline = Pipeline {
-        store: &store,
-        queue: &store,
+        store: &*store,
+        queue: &*store,
         listeners: &listeners,
         processor: &processor,
         clock: &*clock,
         settings: Default::default(),
         publishers: &publishers,
         publishing: Default::default(),
-        bus: Some(&store),
+        bus: Some(&*store),
     };
 
     let items = script::conversation(start, args.hours);

@@ -15,7 +15,7 @@ use hark_shared::lambda::{Disposition, for_each_record};
 use hark_shared::platforms::HttpClient;
 use hark_shared::ports::QueueName;
 use hark_shared::publishing::{
-    BatchConfigCache, PlatformPublishers, PublisherSettings, handle_publish_message,
+    BatchConfigCache, PlatformPublishers, PublisherSettings, StoreRateGate, handle_publish_message,
 };
 use hark_shared::telemetry::{LogFormat, init_tracing};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -53,8 +53,10 @@ async fn main() -> Result<(), Error> {
     init_tracing(LogFormat::from_env(), "info");
     let config = Config::from_env()?;
     config.require_queue(QueueName::Events)?;
+    config.require_queue(QueueName::Publish)?;
     let backend = AwsBackend::from_config(&config).await?;
     let secrets = backend.secrets.clone();
+    let gate = Arc::new(StoreRateGate(Arc::new(backend.store.clone())));
     let publisher = Publisher {
         backend,
         publishers: PlatformPublishers::new(
@@ -63,7 +65,8 @@ async fn main() -> Result<(), Error> {
             Arc::new(SystemClock),
         )
         .with_enabled(config.enabled_platforms.clone())
-        .with_secret_writer(secrets),
+        .with_secret_writer(secrets)
+        .with_rate_gate(gate),
         settings: PublisherSettings::default(),
     };
     run(service_fn(|event| handle(&publisher, event))).await

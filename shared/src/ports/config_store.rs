@@ -21,10 +21,12 @@ pub enum EntityKind {
     Brake,
     /// Global switches (the automatic-publishing kill switch).
     Setting,
+    /// A channel blocked until a platform's rate-limit reset (written by publishers).
+    RateBlock,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 7] = [
+    pub const ALL: [EntityKind; 8] = [
         EntityKind::Source,
         EntityKind::Campaign,
         EntityKind::Channel,
@@ -32,6 +34,7 @@ impl EntityKind {
         EntityKind::ChannelAuth,
         EntityKind::Brake,
         EntityKind::Setting,
+        EntityKind::RateBlock,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +46,7 @@ impl EntityKind {
             EntityKind::ChannelAuth => "channel-auth",
             EntityKind::Brake => "brake",
             EntityKind::Setting => "setting",
+            EntityKind::RateBlock => "rate-block",
         }
     }
 }

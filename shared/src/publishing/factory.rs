@@ -58,6 +58,8 @@ pub struct PlatformPublishers {
     enabled: Option<std::collections::BTreeSet<Platform>>,
     /// Where rotated credentials are written back (X refresh tokens); `None`: memory only.
     writer: Option<Arc<dyn crate::secrets::SecretWriter>>,
+    /// Shared publishing limits (see [`super::ratelimit`]); `None`: unlimited.
+    gate: Option<Arc<dyn super::RateGate>>,
     cache: Mutex<HashMap<String, Cached>>,
 }
 
@@ -75,8 +77,16 @@ impl PlatformPublishers {
             clock,
             enabled: None,
             writer: None,
+            gate: None,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Every publisher goes through these shared limits (per channel and per app, with the
+    /// platforms' resets), so concurrent publishers never exceed them together.
+    pub fn with_rate_gate(mut self, gate: Arc<dyn super::RateGate>) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     /// Writes rotated credentials (X's refresh tokens) back to their secret.
@@ -276,7 +286,16 @@ impl PublisherFactory for PlatformPublishers {
                 credentials: Some(credentials),
             });
         }
-        let publisher = self.build(channel, secret, signing)?;
+        let mut publisher = self.build(channel, secret, signing)?;
+        if let Some(gate) = &self.gate {
+            publisher = Arc::new(super::RateLimitedPublisher::new(
+                publisher,
+                gate.clone(),
+                channel.platform,
+                &channel.id,
+                self.clock.clone(),
+            ));
+        }
         cache.insert(
             channel.id.clone(),
             Cached {

@@ -48,6 +48,7 @@ mod guard;
 mod jobs;
 mod operator;
 mod publisher;
+mod ratelimit;
 mod reauth;
 mod reconcile;
 mod schedule;
@@ -65,6 +66,10 @@ pub use operator::{
     DeliveryView, cancel_delivery, clear_channel_reauth, list_deliveries, retry_delivery,
 };
 pub use publisher::{PublishOutcome, PublisherSettings, handle_publish_message, publish_job};
+pub use ratelimit::{
+    RateBlock, RateGate, RateLimitedPublisher, ScopedLimit, StoreRateGate, WindowLimit,
+    default_limits, limits_for,
+};
 pub use reauth::ChannelAuth;
 pub use reconcile::{SettleReport, SettleSettings, settle_due};
 pub use schedule::{LATE_SCHEDULING_GRACE, ScheduleReport, schedule_changed, schedule_post};
