@@ -127,52 +127,6 @@ impl Planned {
 
 // ------------------------------------------------------------------ injecting wrappers
 
-/// The real store, except that the first write recording PUBLISHED for chosen deliveries
-/// fails: the function "dies" after the platform created the post and before Hark knew.
-struct CrashingStore {
-    inner: DynamoStore,
-    crash_on_publish: Mutex<HashSet<String>>,
-    crashes: AtomicUsize,
-}
-
-hark_tests::delegate_config_store!(CrashingStore);
-
-#[async_trait::async_trait]
-impl DeliveryStore for CrashingStore {
-    async fn create_delivery(&self, delivery: &Delivery) -> Result<CreateOutcome, StoreError> {
-        self.inner.create_delivery(delivery).await
-    }
-    async fn get_delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
-        self.inner.get_delivery(id).await
-    }
-    async fn update_delivery(&self, delivery: &Delivery) -> Result<Delivery, StoreError> {
-        if delivery.status() == DeliveryStatus::Published
-            && self.crash_on_publish.lock().unwrap().remove(&delivery.id)
-        {
-            self.crashes.fetch_add(1, Ordering::SeqCst);
-            return Err(StoreError::Backend {
-                operation: "PutItem delivery",
-                retryable: true,
-                source: "injected crash between the create and the record".into(),
-            });
-        }
-        self.inner.update_delivery(delivery).await
-    }
-    async fn list_due(&self, now: Timestamp, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        self.inner.list_due(now, limit).await
-    }
-    async fn list_to_settle(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        self.inner.list_to_settle(now, limit).await
-    }
-    async fn list_deliveries(&self, post_id: Option<&str>) -> Result<Vec<Delivery>, StoreError> {
-        self.inner.list_deliveries(post_id).await
-    }
-}
-
 /// SQS, except that publish jobs of chosen deliveries are sent twice (SQS is
 /// at-least-once: the same job can arrive twice), and that delayed messages are held
 /// here until their *simulated* instant: SQS's `DelaySeconds` counts real seconds while
@@ -272,7 +226,7 @@ fn settle_settings() -> SettleSettings {
 // ------------------------------------------------------------------ the Lambda side
 
 struct Rig {
-    store: CrashingStore,
+    store: DyingStore<DynamoStore>,
     queue: DuplicatingQueue,
     publishers: PlatformPublishers,
     clock: Arc<ManualClock>,
@@ -484,11 +438,7 @@ async fn given_1000_deliveries_under_injected_faults_then_no_duplicates_no_losse
         }
     }
     let rig = Arc::new(Rig {
-        store: CrashingStore {
-            inner: (*backend.store).clone(),
-            crash_on_publish: Mutex::new(crash_on_publish),
-            crashes: AtomicUsize::new(0),
-        },
+        store: DyingStore::new(backend.store.clone(), crash_on_publish, HashSet::new()),
         queue: DuplicatingQueue {
             inner: (*backend.queue).clone(),
             duplicate,
@@ -739,7 +689,7 @@ async fn given_1000_deliveries_under_injected_faults_then_no_duplicates_no_losse
         });
     println!(
         "faults fired: {injected_platform:?}; crashes between create and record: {}; duplicate job copies sent: {}; jobs redelivered after a failure or as a duplicate: {redeliveries}",
-        rig.store.crashes.load(Ordering::SeqCst),
+        rig.store.deaths.load(Ordering::SeqCst),
         rig.queue.copies.load(Ordering::SeqCst),
     );
     let raw_events = events.len();
@@ -759,7 +709,7 @@ async fn given_1000_deliveries_under_injected_faults_then_no_duplicates_no_losse
     // ---- the assertions
     // Faults were really injected, every kind of them.
     assert_eq!(
-        rig.store.crashes.load(Ordering::SeqCst),
+        rig.store.deaths.load(Ordering::SeqCst),
         100,
         "every planned crash fired"
     );
@@ -937,19 +887,32 @@ impl Unguarded {
     }
 }
 
-/// The embedded store, except that chosen deliveries' workers "die": the write recording
-/// PUBLISHED (after the create) or SENT (before it) fails once.
-struct DyingStore {
-    inner: Arc<EmbeddedStore>,
+/// A store whose chosen deliveries' workers "die": the first write recording PUBLISHED (after
+/// the platform created the post, before Hark knew) or SENT (before the create) fails.
+/// Used over DynamoDB (moto) and over the embedded store.
+struct DyingStore<T: ?Sized> {
+    inner: Arc<T>,
     die_after_create: Mutex<HashSet<String>>,
     die_before_send: Mutex<HashSet<String>>,
     deaths: AtomicUsize,
 }
 
-hark_tests::delegate_config_store!(DyingStore);
+impl<T: ?Sized> DyingStore<T> {
+    fn new(inner: Arc<T>, after_create: HashSet<String>, before_send: HashSet<String>) -> Self {
+        DyingStore {
+            inner,
+            die_after_create: Mutex::new(after_create),
+            die_before_send: Mutex::new(before_send),
+            deaths: AtomicUsize::new(0),
+        }
+    }
+}
+
+hark_tests::delegate_config_store!(DyingStore<DynamoStore>);
+hark_tests::delegate_config_store!(DyingStore<EmbeddedStore>);
 
 #[async_trait::async_trait]
-impl DeliveryStore for DyingStore {
+impl<T: DeliveryStore + ?Sized + 'static> DeliveryStore for DyingStore<T> {
     async fn create_delivery(&self, delivery: &Delivery) -> Result<CreateOutcome, StoreError> {
         self.inner.create_delivery(delivery).await
     }
@@ -1148,12 +1111,7 @@ async fn given_1000_deliveries_on_platforms_without_a_guard_under_injected_fault
             _ => false,
         };
     }
-    let store = DyingStore {
-        inner: embedded.clone(),
-        die_after_create: Mutex::new(die_after),
-        die_before_send: Mutex::new(die_before),
-        deaths: AtomicUsize::new(0),
-    };
+    let store = DyingStore::new(embedded.clone(), die_after, die_before);
     let publishers = LosingPublishers {
         inner: PlatformPublishers::new(
             // Shorter than the fakes' lost-response delay: the client gives up first.

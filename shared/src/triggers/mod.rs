@@ -12,15 +12,15 @@
 pub mod explain;
 pub mod rules;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 
 use crate::domain::{Campaign, Mention, TriggerCondition, TriggerRule};
 use crate::events::{Figures, HarkEvent, TriggerFired};
 use crate::ports::{
-    AggregateStore, ConfigStore, Counters, FireOutcome, Firing, FiringRecord, MentionQuery,
-    MentionStore, MessageQueue, QueueError, QueueName, StoreError, TriggerStore, truncate_to_hour,
+    AggregateStore, ConfigStore, Counters, FireOutcome, Firing, FiringRecord, HourBucket,
+    MentionQuery, MentionStore, MessageQueue, QueueError, QueueName, StoreError, TriggerStore,
 };
 use crate::query::Query;
 use rules::{HourlySeries, Verdict};
@@ -112,8 +112,10 @@ where
                 window,
                 min_mentions,
             } => {
-                let s =
-                    load_series(store, &campaign.id, window_start, window_end, &mut series).await?;
+                if series.is_none() {
+                    series = Some(load_series(store, campaign, now).await?);
+                }
+                let s = series.as_ref().expect("loaded above");
                 (
                     rules::volume_spike(s, *k, *window, *min_mentions, now),
                     Vec::new(),
@@ -124,8 +126,10 @@ where
                 window,
                 min_mentions,
             } => {
-                let s =
-                    load_series(store, &campaign.id, window_start, window_end, &mut series).await?;
+                if series.is_none() {
+                    series = Some(load_series(store, campaign, now).await?);
+                }
+                let s = series.as_ref().expect("loaded above");
                 (
                     rules::negative_share(s, *above, *window, *min_mentions, now),
                     Vec::new(),
@@ -212,30 +216,36 @@ where
     Ok(())
 }
 
-/// The campaign's hourly totals over everything the spike and share rules read, loaded once
-/// per campaign and evaluation.
-async fn load_series<'a, S: AggregateStore>(
+/// The campaign's hourly totals (all platforms) over everything its spike and share rules
+/// read at `now`: each rule's rolling history and same-hour-of-week windows. The ranges
+/// overlap (a week back is both rolling history and the first seasonal window), so each
+/// stored bucket is counted once, however many ranges return it.
+pub async fn load_series<S: AggregateStore>(
     store: &S,
-    campaign: &str,
-    window_start: Timestamp,
-    window_end: Timestamp,
-    cache: &'a mut Option<HourlySeries>,
-) -> Result<&'a HourlySeries, StoreError> {
-    if cache.is_none() {
-        let mut series = HourlySeries::new();
-        let mut ranges = rules::spike_history_ranges(window_start, window_end);
-        // Rules of one campaign may have different windows: cover the longest plausible.
-        ranges[0].0 = ranges[0]
-            .0
-            .min(window_start - SignedDuration::from_hours(24 * 7));
-        for (from, to) in ranges {
-            for (bucket, counters) in store.list_counters(campaign, from, to).await? {
-                series.entry(bucket.hour).or_default().add(&counters);
-            }
+    campaign: &Campaign,
+    now: Timestamp,
+) -> Result<HourlySeries, StoreError> {
+    let mut ranges = Vec::new();
+    for rule in &campaign.triggers {
+        if matches!(
+            rule.when,
+            TriggerCondition::VolumeSpike { .. } | TriggerCondition::NegativeShare { .. }
+        ) {
+            let (start, end) = rules::window_at(rule.when.window(), now);
+            ranges.extend(rules::spike_history_ranges(start, end));
         }
-        *cache = Some(series);
     }
-    Ok(cache.as_ref().expect("filled above"))
+    let mut buckets: BTreeMap<HourBucket, Counters> = BTreeMap::new();
+    for (from, to) in ranges {
+        for (bucket, counters) in store.list_counters(&campaign.id, from, to).await? {
+            buckets.insert(bucket, counters);
+        }
+    }
+    let mut series = HourlySeries::new();
+    for (bucket, counters) in buckets {
+        series.entry(bucket.hour).or_default().add(&counters);
+    }
+    Ok(series)
 }
 
 /// Builds the event: figures, a sentence, the window's top terms and samples.
@@ -404,36 +414,79 @@ where
     Ok(resent)
 }
 
-/// The hourly series of one campaign (all platforms summed) over `[from, to)`; for reports.
-pub async fn hourly_series<S: AggregateStore>(
-    store: &S,
-    campaign: &str,
-    from: Timestamp,
-    to: Timestamp,
-) -> Result<HourlySeries, StoreError> {
-    let mut series = HourlySeries::new();
-    for (bucket, counters) in store
-        .list_counters(campaign, truncate_to_hour(from), to)
-        .await?
-    {
-        series.entry(bucket.hour).or_default().add(&counters);
-    }
-    Ok(series)
-}
+#[cfg(all(test, feature = "embedded"))]
+mod tests {
+    use super::*;
+    use crate::domain::{Interval, Platform, TriggerRule};
+    use crate::embedded::{EmbeddedOptions, EmbeddedStore};
 
-/// Counts by platform of a campaign's aggregates over `[from, to)`; for reports.
-pub async fn by_platform<S: AggregateStore>(
-    store: &S,
-    campaign: &str,
-    from: Timestamp,
-    to: Timestamp,
-) -> Result<HashMap<crate::domain::Platform, Counters>, StoreError> {
-    let mut out: HashMap<_, Counters> = HashMap::new();
-    for (bucket, counters) in store
-        .list_counters(campaign, truncate_to_hour(from), to)
-        .await?
-    {
-        out.entry(bucket.platform).or_default().add(&counters);
+    fn campaign(windows_h: &[u64]) -> Campaign {
+        Campaign {
+            id: "launch".into(),
+            name: None,
+            query: "hark".into(),
+            sources: vec![],
+            triggers: windows_h
+                .iter()
+                .enumerate()
+                .map(|(i, h)| TriggerRule {
+                    id: format!("r{i}"),
+                    when: TriggerCondition::VolumeSpike {
+                        k: 3.0,
+                        window: Interval::from_secs(h * 3600),
+                        min_mentions: 1,
+                    },
+                    actions: vec![],
+                    cooldown: Interval::from_secs(3600),
+                })
+                .collect(),
+            active: true,
+            policy: Default::default(),
+        }
     }
-    Ok(out)
+
+    #[tokio::test]
+    async fn given_overlapping_history_ranges_then_every_hour_is_counted_once() {
+        let store = EmbeddedStore::open_in_memory(EmbeddedOptions {
+            retention_days: 90,
+            max_receive_count: 5,
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
+        })
+        .unwrap();
+        let now: Timestamp = "2026-03-30T09:30:00Z".parse().unwrap();
+        // One mention per hour on two platforms for 30 days.
+        let mut hour = now - SignedDuration::from_hours(30 * 24);
+        while hour <= now {
+            for platform in [Platform::Mastodon, Platform::Bluesky] {
+                let delta = Counters {
+                    mentions: 1,
+                    ..Counters::default()
+                };
+                store
+                    .add_counters(&HourBucket::new("launch", platform, hour), &delta)
+                    .await
+                    .unwrap();
+            }
+            hour += SignedDuration::from_hours(1);
+        }
+        // Two rules with different windows: their rolling and seasonal ranges overlap.
+        let series = load_series(&store, &campaign(&[1, 6]), now).await.unwrap();
+        assert!(!series.is_empty());
+        assert!(
+            series.values().all(|c| c.mentions == 2),
+            "an hour counted twice: {:?}",
+            series.iter().find(|(_, c)| c.mentions != 2)
+        );
+        // The 6 h rule's history reaches further back than the 1 h rule's alone.
+        let week_ago = rules::window_at(Interval::from_secs(6 * 3600), now).0
+            - SignedDuration::from_hours(24 * 7);
+        assert!(series.contains_key(&week_ago));
+        // The seasonal baseline of the same hour is exactly the stored 2 per hour.
+        let v = rules::volume_spike(&series, 3.0, Interval::from_secs(3600), 1, now);
+        assert_eq!(v.figures().baseline, Some(2.0));
+        assert_eq!(
+            v.figures().baseline_method.as_deref(),
+            Some("same hour of week")
+        );
+    }
 }
