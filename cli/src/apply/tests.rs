@@ -178,6 +178,61 @@ posts:
 }
 
 #[test]
+fn given_bad_trigger_policies_and_templates_then_each_problem_is_named() {
+    let text = r#"
+campaigns:
+  - id: c1
+    query: hark
+    policy: { time_zone: Mars/Olympus, quiet_hours: { start: "22:00", end: "07:00" } }
+    triggers:
+      - id: spike
+        when: { volume_spike: { k: 3, window: 90m } }
+      - id: words
+        when: { keyword: { query: '(refund' } }
+      - id: reply
+        when: { influencer: { min_followers: 1000 } }
+        actions:
+          - publish: { channels: [], text: "hi" }
+          - publish: { channels: [ghost], text: "{count} posts, {cuont} typo" }
+channels:
+  - id: ops
+    platform: slack
+    webhook: env:HOOK
+"#;
+    let ps = problems(text);
+    let rendered: Vec<String> = ps.iter().map(ToString::to_string).collect();
+    let expect = [
+        (
+            "campaigns[0].policy.time_zone",
+            "unknown IANA time zone `Mars/Olympus`",
+        ),
+        ("campaigns[0].triggers[0].when", "whole hours"),
+        ("campaigns[0].triggers[1].when", "does not parse"),
+        ("campaigns[0].triggers[2].actions", "at least one channel"),
+        (
+            "campaigns[0].triggers[2].actions",
+            "unknown channel `ghost`",
+        ),
+        (
+            "campaigns[0].triggers[2].actions",
+            "unknown placeholder `{cuont}`",
+        ),
+    ];
+    for (field, needle) in expect {
+        assert!(
+            ps.iter()
+                .any(|p| p.field == field && p.message.contains(needle)),
+            "missing {field} / {needle} in {rendered:#?}"
+        );
+    }
+    // `{count}` is a known placeholder: only the typo is reported.
+    assert!(
+        !rendered.iter().any(|r| r.contains("`{count}`")),
+        "{rendered:#?}"
+    );
+}
+
+#[test]
 fn given_duplicate_ids_then_the_second_is_reported() {
     let text = "channels:\n  - id: a\n    platform: slack\n    webhook: env:A\n  - id: a\n    platform: slack\n    webhook: env:B\n";
     let ps = problems(text);
