@@ -21,10 +21,10 @@ use serde_json::Value;
 use hark_shared::actions::{BusEvent, EventBus};
 use hark_shared::domain::{Cursor, Delivery, Mention, MentionKey};
 use hark_shared::ports::{
-    AggregateStore, AuthorDelta, AuthorKey, AuthorStats, AuthorStore, BILLING_CHUNK_BYTES,
-    BoxError, ConfigStore, Counters, CreateOutcome, CursorStore, DeliveryStore, EntityKind,
-    FireOutcome, Firing, FiringRecord, HourBucket, MentionQuery, MentionStore, MessageQueue, Page,
-    PutOutcome, QueueError, QueueName, ReceivedMessage, StoreError, TriggerState, TriggerStore,
+    AggregateStore, BILLING_CHUNK_BYTES, BoxError, ConfigStore, Counters, CreateOutcome,
+    CursorStore, DeliveryStore, EntityKind, FireOutcome, Firing, FiringRecord, HourBucket,
+    MentionQuery, MentionStore, MessageQueue, Page, PutOutcome, QueueError, QueueName,
+    ReceivedMessage, StoreError, TriggerState, TriggerStore,
 };
 
 /// Key attributes (`PK`, `SK`, `GSI1PK`, `GSI1SK`, `expires_at`, `type`) and their names
@@ -315,29 +315,6 @@ impl<S: AggregateStore> AggregateStore for Metered<S> {
             })
             .sum();
         self.read("list_counters", bytes, true);
-        Ok(rows)
-    }
-}
-
-#[async_trait::async_trait]
-impl<S: AuthorStore> AuthorStore for Metered<S> {
-    /// One conditional UpdateItem (retried only when a raise lost a race).
-    async fn add_author_stats(
-        &self,
-        key: &AuthorKey,
-        delta: &AuthorDelta,
-    ) -> Result<(), StoreError> {
-        self.write("add_author_stats", item_size(&(key, delta)));
-        self.inner.add_author_stats(key, delta).await
-    }
-
-    async fn top_authors(
-        &self,
-        campaign: &str,
-        limit: usize,
-    ) -> Result<Vec<(AuthorKey, AuthorStats)>, StoreError> {
-        let rows = self.inner.top_authors(campaign, limit).await?;
-        self.read("top_authors", rows.iter().map(item_size).sum(), true);
         Ok(rows)
     }
 }

@@ -20,8 +20,8 @@ use std::path::Path;
 use hark_shared::domain::{Campaign, Channel, OriginKind, Platform, ScheduledPost};
 use hark_shared::events::{Figures, HarkEvent, SampleMention, TermCount};
 use hark_shared::ports::{
-    AggregateStore, AuthorStore, ConfigStore, Counters, DeliveryStore, MentionStore, StoreError,
-    TriggerStore, truncate_to_hour,
+    AggregateStore, ConfigStore, Counters, DeliveryStore, MentionStore, StoreError, TriggerStore,
+    truncate_to_hour,
 };
 use hark_shared::publishing::DeliveryView;
 use jiff::{SignedDuration, Timestamp};
@@ -72,8 +72,8 @@ pub struct CampaignReport {
     pub languages: Vec<LanguageTotal>,
     /// Every hour from the first with activity to the current one (empty without activity).
     pub hours: Vec<HourPoint>,
-    /// Authors with the largest follower counts (all time: author statistics are not kept
-    /// per hour).
+    /// The authors of the range's mentions with the largest follower counts (then the most
+    /// mentions), their figures summed over the range.
     pub top_authors: Vec<AuthorRow>,
     /// Trigger firings in the range, oldest first, with their explanation.
     pub firings: Vec<FiringView>,
@@ -166,12 +166,12 @@ impl From<ReportError> for CliError {
 
 /// The store ports a report reads.
 pub trait ReportStore:
-    ConfigStore + MentionStore + AggregateStore + AuthorStore + TriggerStore + DeliveryStore
+    ConfigStore + MentionStore + AggregateStore + TriggerStore + DeliveryStore
 {
 }
 
 impl<S> ReportStore for S where
-    S: ConfigStore + MentionStore + AggregateStore + AuthorStore + TriggerStore + DeliveryStore
+    S: ConfigStore + MentionStore + AggregateStore + TriggerStore + DeliveryStore
 {
 }
 
@@ -335,15 +335,19 @@ async fn campaign_report<S: ReportStore>(
             .then(a.platform.cmp(&b.platform))
     });
 
-    let mut per_lang: BTreeMap<String, u64> = BTreeMap::new();
-    for m in hark_shared::processing::list_mentions(store, Some(id), from, end).await? {
+    let mentions = hark_shared::processing::list_mentions(store, Some(id), from, end).await?;
+    let mut per_lang: BTreeMap<&str, u64> = BTreeMap::new();
+    for m in &mentions {
         *per_lang
-            .entry(m.lang.unwrap_or_else(|| "und".to_owned()))
+            .entry(m.lang.as_deref().unwrap_or("und"))
             .or_default() += 1;
     }
     let mut languages: Vec<LanguageTotal> = per_lang
         .into_iter()
-        .map(|(lang, mentions)| LanguageTotal { lang, mentions })
+        .map(|(lang, mentions)| LanguageTotal {
+            lang: lang.to_owned(),
+            mentions,
+        })
         .collect();
     languages.sort_by(|a, b| b.mentions.cmp(&a.mentions).then(a.lang.cmp(&b.lang)));
 
@@ -383,13 +387,11 @@ async fn campaign_report<S: ReportStore>(
 
     let hours = hour_points(per_hour, &firings, truncate_to_hour(from), now);
 
-    let top_authors = store
-        .top_authors(id, TOP_AUTHORS)
-        .await?
+    let top_authors = hark_shared::authors::top_authors(&mentions, TOP_AUTHORS)
         .into_iter()
-        .map(|(key, stats)| AuthorRow {
-            platform: key.platform,
-            handle: key.handle,
+        .map(|stats| AuthorRow {
+            platform: stats.platform,
+            handle: stats.handle,
             followers: stats.max_followers,
             mentions: stats.mentions,
             engagement: stats.engagement,
@@ -621,7 +623,10 @@ pub fn write_terminal(report: &Report, out: &mut impl Write) -> std::io::Result<
         if c.top_authors.is_empty() {
             writeln!(out, "  Top authors -")?;
         } else {
-            writeln!(out, "  Top authors (by followers, all time)")?;
+            writeln!(
+                out,
+                "  Top authors (by followers, then mentions, in this range)"
+            )?;
             for (i, a) in c.top_authors.iter().enumerate() {
                 writeln!(
                     out,
@@ -977,7 +982,7 @@ fn campaign_html(h: &mut String, i: usize, c: &CampaignReport) {
     }
     h.push_str("</tbody></table></div></div>\n");
 
-    h.push_str("<div class=\"card\"><h3>Top authors by reach <span class=\"muted\">(largest follower count seen, all time)</span></h3>");
+    h.push_str("<div class=\"card\"><h3>Top authors by reach <span class=\"muted\">(largest follower count seen, then mentions, in this range)</span></h3>");
     if c.top_authors.is_empty() {
         h.push_str("<p class=\"muted\">No author statistics yet.</p>");
     }

@@ -11,7 +11,6 @@ use hark_shared::lambda::{Disposition, failed_ids, for_each_record, sqs_event};
 use hark_shared::listening::{
     ListenerFactory, PollOutcome, PollerSettings, TickReport, handle_poll_message, schedule_polls,
 };
-use hark_shared::ports::AuthorStore;
 use hark_shared::ports::DeliveryStore;
 use hark_shared::ports::TriggerStore;
 use hark_shared::ports::{
@@ -98,13 +97,7 @@ pub struct Pipeline<'a, S, F: ?Sized> {
 
 impl<S, F> Pipeline<'_, S, F>
 where
-    S: ConfigStore
-        + CursorStore
-        + MentionStore
-        + AggregateStore
-        + AuthorStore
-        + DeliveryStore
-        + TriggerStore,
+    S: ConfigStore + CursorStore + MentionStore + AggregateStore + DeliveryStore + TriggerStore,
     F: ListenerFactory + ?Sized,
 {
     /// One tick, then drain until no queue with a consumer has visible messages.

@@ -15,8 +15,8 @@ use hark_shared::domain::{
 use hark_shared::embedded::{EmbeddedOptions, EmbeddedStore};
 use hark_shared::events::{Figures, HarkEvent, SampleMention, TermCount, TriggerFired};
 use hark_shared::ports::{
-    AggregateStore, AuthorDelta, AuthorKey, AuthorStore, ConfigStore, Counters, DeliveryStore,
-    FiringRecord, HourBucket, MentionStore, TriggerStore, truncate_to_hour,
+    AggregateStore, ConfigStore, Counters, DeliveryStore, FiringRecord, HourBucket, MentionStore,
+    TriggerStore, truncate_to_hour,
 };
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
@@ -109,7 +109,8 @@ fn entity<T: serde::de::DeserializeOwned>(v: Value) -> T {
 ///   (-1 h) = 25; positive 5, neutral 6, negative 11, unscored 3; reach 6,500; compound
 ///   sum -4.0 over 22 scored;
 /// - stored mentions: en 3, de 2, und 1;
-/// - authors: alice 52,000 followers, carol 15,000, the evil handle 900, bob unknown;
+/// - authors (from the stored mentions): alice 52,000 followers, carol 15,000, the evil
+///   handle 900, blog, bob and dora unknown;
 /// - firings: `negative-wave` (readable) and `broken` (its event is not JSON);
 /// - deliveries: PUBLISHED 2 (one with a URL), PAUSED 1, FAILED 1.
 ///
@@ -265,31 +266,23 @@ async fn seed(dir: &Path) -> Timestamp {
             Some("en"),
         ),
     ] {
+        // Follower counts as the platforms reported them; alice's 10-day-old mention
+        // (outside the default range) reports more, which the ranking must not see.
+        let followers = match (m.author.handle.as_str(), m.native_id.as_str()) {
+            ("alice@m.example", "7") => Some(99_000),
+            ("alice@m.example", _) => Some(52_000),
+            ("carol.bsky.social", _) => Some(15_000),
+            (EVIL_AUTHOR, _) => Some(900),
+            _ => None,
+        };
+        let m = Mention {
+            author: Author {
+                followers,
+                ..m.author
+            },
+            ..m
+        };
         store.put_mention(&m).await.unwrap();
-    }
-
-    for (platform, handle, followers, mentions) in [
-        (Platform::Mastodon, "alice@m.example", Some(52_000), 3),
-        (Platform::Hackernews, "bob", None, 2),
-        (Platform::Mastodon, EVIL_AUTHOR, Some(900), 1),
-        (Platform::Bluesky, "carol.bsky.social", Some(15_000), 1),
-    ] {
-        store
-            .add_author_stats(
-                &AuthorKey {
-                    campaign: "launch".into(),
-                    platform,
-                    handle: handle.into(),
-                },
-                &AuthorDelta {
-                    mentions,
-                    engagement: mentions * 4,
-                    followers,
-                    seen_at: recent,
-                },
-            )
-            .await
-            .unwrap();
     }
 
     let window_start = hours_ago(3);
@@ -543,8 +536,11 @@ async fn given_a_seeded_store_when_reported_as_json_then_every_figure_matches_wh
             ("alice@m.example", json!(52000)),
             ("carol.bsky.social", json!(15000)),
             (EVIL_AUTHOR, json!(900)),
-            ("bob", Value::Null)
-        ]
+            ("blog", Value::Null),
+            ("bob", Value::Null),
+            ("dora@m.example", Value::Null)
+        ],
+        "ranked from the range's mentions: alice's old mention is not in it"
     );
 
     let firings = c["firings"].as_array().unwrap();
@@ -721,7 +717,7 @@ async fn given_a_seeded_store_when_reported_as_html_then_every_chart_is_present_
     let carol = html.find("data-handle=\"carol.bsky.social\"").unwrap();
     let bob = html.find("data-handle=\"bob\"").unwrap();
     assert!(alice < carol && carol < bob);
-    assert_eq!(count("<g class=\"author\""), 4);
+    assert_eq!(count("<g class=\"author\""), 6);
     // Tables and figures.
     assert!(html.contains("<tr data-platform=\"mastodon\"><td><span class=\"swatch\" style=\"background:#6364ff\"></span>mastodon</td><td class=\"num\">16</td><td class=\"num\">64%</td><td class=\"num\">8</td><td class=\"num\">6,200</td></tr>"));
     assert!(html.contains(

@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod analysis;
+pub mod authors;
 pub mod clock;
 pub mod config;
 pub mod domain;

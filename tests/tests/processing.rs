@@ -1,20 +1,15 @@
 //! The processor use case on both backends: analysis, campaign matching, dedupe, hourly
-//! aggregates (exact under concurrent batches), author statistics and malformed messages.
+//! aggregates (exact under concurrent batches), authors ranked from the stored mentions and
+//! malformed messages.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hark_shared::analysis::{Analyzer, Languages};
-use hark_shared::domain::{
-    Author, Campaign, Engagement, Mention, MentionKey, Platform, SentimentLabel,
-};
-use hark_shared::embedded::EmbeddedStore;
+use hark_shared::authors::{AuthorStats, top_authors};
+use hark_shared::domain::{Author, Campaign, Engagement, Mention, Platform, SentimentLabel};
 use hark_shared::listening::MentionBatch;
-use hark_shared::ports::{
-    AggregateStore, AuthorDelta, AuthorKey, AuthorStats, AuthorStore, ConfigStore, Counters,
-    HourBucket, MentionQuery, MentionStore, Page, PutOutcome, StoreError,
-};
-use hark_shared::processing::{ProcessError, Processor, list_mentions};
+use hark_shared::ports::{AggregateStore, ConfigStore, MentionQuery, MentionStore};
+use hark_shared::processing::{Processor, list_mentions};
 use jiff::Timestamp;
 
 fn t(s: i64) -> Timestamp {
@@ -77,7 +72,7 @@ async fn campaigns<S: ConfigStore>(store: &S) {
 
 async fn given_mentions_when_processed_then_analysed_matched_stored_and_counted<S>(store: &S)
 where
-    S: ConfigStore + MentionStore + AggregateStore + AuthorStore,
+    S: ConfigStore + MentionStore + AggregateStore,
 {
     campaigns(store).await;
     let p = processor();
@@ -143,7 +138,7 @@ where
 
 async fn given_a_redelivered_batch_then_nothing_is_counted_twice<S>(store: &S)
 where
-    S: ConfigStore + MentionStore + AggregateStore + AuthorStore,
+    S: ConfigStore + MentionStore + AggregateStore,
 {
     campaigns(store).await;
     let p = processor();
@@ -161,7 +156,7 @@ where
 
 async fn given_a_malformed_message_then_only_it_fails_and_the_others_are_stored<S>(store: &S)
 where
-    S: ConfigStore + MentionStore + AggregateStore + AuthorStore,
+    S: ConfigStore + MentionStore + AggregateStore,
 {
     campaigns(store).await;
     let p = processor();
@@ -186,7 +181,7 @@ where
 
 async fn given_concurrent_batches_then_aggregates_sum_exactly<S>(store: Arc<S>)
 where
-    S: ConfigStore + MentionStore + AggregateStore + AuthorStore + 'static,
+    S: ConfigStore + MentionStore + AggregateStore + 'static,
 {
     campaigns(&*store).await;
     let p = Arc::new(processor());
@@ -253,12 +248,15 @@ fn by(handle: &str, followers: Option<u64>, engagement: (u64, u64, u64), m: Ment
 const GERMAN: &str = "Hark ist schrecklich, ich hasse diese Übung.";
 
 fn stats(
+    handle: &str,
     mentions: u64,
     engagement: u64,
     max_followers: Option<u64>,
     last_seen: i64,
 ) -> AuthorStats {
     AuthorStats {
+        platform: Platform::Mastodon,
+        handle: handle.to_owned(),
         mentions,
         engagement,
         max_followers,
@@ -266,13 +264,17 @@ fn stats(
     }
 }
 
-fn ranked(authors: Vec<(AuthorKey, AuthorStats)>) -> Vec<(String, AuthorStats)> {
-    authors.into_iter().map(|(k, s)| (k.handle, s)).collect()
+/// The campaign's authors as a report ranks them: from its stored mentions.
+async fn authors_of<S: ConfigStore + MentionStore>(store: &S, campaign: &str) -> Vec<AuthorStats> {
+    let mentions = list_mentions(store, Some(campaign), t(0), t(3600))
+        .await
+        .unwrap();
+    top_authors(&mentions, 10)
 }
 
-async fn given_processed_mentions_then_each_inserted_one_counts_once_for_its_author<S>(store: &S)
+async fn given_processed_mentions_then_each_stored_one_counts_once_for_its_author<S>(store: &S)
 where
-    S: ConfigStore + MentionStore + AggregateStore + AuthorStore,
+    S: ConfigStore + MentionStore + AggregateStore,
 {
     campaigns(store).await;
     let p = processor();
@@ -309,10 +311,6 @@ where
     );
     let out = p.process_batch(store, &[&first]).await.unwrap();
     assert!(out.messages.iter().all(Result::is_ok));
-    assert_eq!(
-        out.report.author_writes, 3,
-        "one add per campaign × author: launch/alice (two mentions), launch/bob, german/bob"
-    );
 
     // Redelivered next to a new message: the duplicates add nothing, alice's new mention
     // (older, with fewer followers) adds to her sums only.
@@ -328,204 +326,18 @@ where
     let out = p.process_batch(store, &[&first, &second]).await.unwrap();
     assert!(out.messages.iter().all(Result::is_ok));
     assert_eq!((out.report.stored, out.report.duplicates), (1, 5));
-    assert_eq!(out.report.author_writes, 1);
 
     assert_eq!(
-        ranked(store.top_authors("launch", 10).await.unwrap()),
+        authors_of(store, "launch").await,
         [
-            ("alice@example.test".to_owned(), stats(3, 9, Some(150), 20)),
-            ("bob@example.test".to_owned(), stats(1, 4, None, 30)),
+            stats("alice@example.test", 3, 9, Some(150), 20),
+            stats("bob@example.test", 1, 4, None, 30),
         ],
         "carol matched no campaign; a blank handle is nobody to score"
     );
     assert_eq!(
-        ranked(store.top_authors("german", 10).await.unwrap()),
-        [("bob@example.test".to_owned(), stats(1, 4, None, 30))]
-    );
-}
-
-/// The embedded store, with `add_author_stats` failing for chosen handles.
-struct AuthorFaults {
-    inner: Arc<EmbeddedStore>,
-    /// Handles whose adds fail, and whether the failure is retryable.
-    failing: Vec<(&'static str, bool)>,
-    /// Retryable failures left before the adds go through.
-    transient_left: AtomicUsize,
-    calls: AtomicUsize,
-}
-
-hark_tests::delegate_config_store!(AuthorFaults);
-
-#[async_trait::async_trait]
-impl MentionStore for AuthorFaults {
-    async fn put_mention(&self, mention: &Mention) -> Result<PutOutcome, StoreError> {
-        self.inner.put_mention(mention).await
-    }
-    async fn get_mention(&self, key: &MentionKey) -> Result<Option<Mention>, StoreError> {
-        self.inner.get_mention(key).await
-    }
-    async fn mention_expiry(&self, key: &MentionKey) -> Result<Option<i64>, StoreError> {
-        self.inner.mention_expiry(key).await
-    }
-    async fn list_mentions(
-        &self,
-        query: &MentionQuery,
-        page: Option<&str>,
-    ) -> Result<Page<Mention>, StoreError> {
-        self.inner.list_mentions(query, page).await
-    }
-}
-
-#[async_trait::async_trait]
-impl AggregateStore for AuthorFaults {
-    async fn add_counters(&self, bucket: &HourBucket, delta: &Counters) -> Result<(), StoreError> {
-        self.inner.add_counters(bucket, delta).await
-    }
-    async fn list_counters(
-        &self,
-        campaign: &str,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<(HourBucket, Counters)>, StoreError> {
-        self.inner.list_counters(campaign, from, to).await
-    }
-}
-
-#[async_trait::async_trait]
-impl AuthorStore for AuthorFaults {
-    async fn add_author_stats(
-        &self,
-        key: &AuthorKey,
-        delta: &AuthorDelta,
-    ) -> Result<(), StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if let Some((_, retryable)) = self.failing.iter().find(|(h, _)| *h == key.handle) {
-            let transient = *retryable
-                && self
-                    .transient_left
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                    .is_ok();
-            if transient || !*retryable {
-                return Err(StoreError::Backend {
-                    operation: "add_author_stats",
-                    retryable: *retryable,
-                    source: Box::new(std::io::Error::other("injected failure")),
-                });
-            }
-        }
-        self.inner.add_author_stats(key, delta).await
-    }
-    async fn top_authors(
-        &self,
-        campaign: &str,
-        limit: usize,
-    ) -> Result<Vec<(AuthorKey, AuthorStats)>, StoreError> {
-        self.inner.top_authors(campaign, limit).await
-    }
-}
-
-fn faulty(failing: Vec<(&'static str, bool)>, transient: usize) -> AuthorFaults {
-    AuthorFaults {
-        inner: hark_tests::embedded_backend(),
-        failing,
-        transient_left: AtomicUsize::new(transient),
-        calls: AtomicUsize::new(0),
-    }
-}
-
-#[tokio::test]
-async fn given_a_transient_author_stats_failure_then_the_add_is_retried_and_counted_once() {
-    let store = faulty(vec![("alice", true)], 2);
-    campaigns(&store).await;
-    let batch = body(
-        "masto",
-        vec![by(
-            "alice",
-            Some(5),
-            (1, 1, 1),
-            mention(Platform::Mastodon, "1", "I really like hark", 0, 1),
-        )],
-    );
-    let out = processor().process_batch(&store, &[&batch]).await.unwrap();
-    assert!(out.messages.iter().all(Result::is_ok));
-    assert_eq!(out.report.author_writes, 1);
-    assert_eq!(
-        store.calls.load(Ordering::SeqCst),
-        3,
-        "two failures, then success"
-    );
-    assert_eq!(
-        ranked(store.top_authors("launch", 10).await.unwrap()),
-        [("alice".to_owned(), stats(1, 3, Some(5), 1))]
-    );
-}
-
-#[tokio::test]
-async fn given_an_author_stats_add_that_keeps_failing_then_only_its_messages_fail_and_nothing_else_is_lost()
- {
-    let store = faulty(vec![("bob", false)], 0);
-    campaigns(&store).await;
-    let only_alice = body(
-        "masto",
-        vec![by(
-            "alice",
-            Some(5),
-            (0, 0, 0),
-            mention(Platform::Mastodon, "1", "I really like hark", 0, 1),
-        )],
-    );
-    let with_bob = body(
-        "masto",
-        vec![
-            by(
-                "alice",
-                Some(7),
-                (0, 0, 0),
-                mention(Platform::Mastodon, "2", "hark works well for me", 0, 2),
-            ),
-            by(
-                "bob",
-                Some(9),
-                (0, 0, 0),
-                mention(Platform::Mastodon, "3", "we switched to hark today", 0, 3),
-            ),
-        ],
-    );
-    let out = processor()
-        .process_batch(&store, &[&only_alice, &with_bob])
-        .await
-        .unwrap();
-    assert!(out.messages[0].is_ok());
-    let err = out.messages[1].as_ref().unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ProcessError::Store(StoreError::Backend {
-                operation: "add author stats",
-                retryable: true,
-                ..
-            })
-        ),
-        "{err:?}"
-    );
-    let cause = std::error::Error::source(err).map(ToString::to_string);
-    assert_eq!(
-        cause.as_deref(),
-        Some("author stats of `bob` on mastodon in campaign `launch` were not added")
-    );
-    assert_eq!(out.report.failed_messages, 1);
-    assert_eq!(
-        store.calls.load(Ordering::SeqCst),
-        2,
-        "a permanent failure is not retried"
-    );
-    // Everything but bob's statistics is in place.
-    assert_eq!(out.report.stored, 3);
-    let counters = store.list_counters("launch", t(0), t(3600)).await.unwrap();
-    assert_eq!(counters[0].1.mentions, 3);
-    assert_eq!(
-        ranked(store.top_authors("launch", 10).await.unwrap()),
-        [("alice".to_owned(), stats(2, 0, Some(7), 2))]
+        authors_of(store, "german").await,
+        [stats("bob@example.test", 1, 4, None, 30)]
     );
 }
 
@@ -533,8 +345,8 @@ mod embedded {
     use super::*;
 
     #[tokio::test]
-    async fn author_stats_count_inserted_mentions_once() {
-        given_processed_mentions_then_each_inserted_one_counts_once_for_its_author(
+    async fn authors_count_each_stored_mention_once() {
+        given_processed_mentions_then_each_stored_one_counts_once_for_its_author(
             &*hark_tests::embedded_backend(),
         )
         .await;
@@ -572,8 +384,8 @@ mod aws {
     use super::*;
 
     #[tokio::test]
-    async fn author_stats_count_inserted_mentions_once() {
-        given_processed_mentions_then_each_inserted_one_counts_once_for_its_author(
+    async fn authors_count_each_stored_mention_once() {
+        given_processed_mentions_then_each_stored_one_counts_once_for_its_author(
             &*hark_tests::aws_backend().await.store,
         )
         .await;

@@ -18,13 +18,12 @@ use serde_json::Value;
 
 use super::is_retryable;
 use super::keys::{self, ItemKey};
-use super::records::{self, AggregateRecord, Attributes, AuthorIdentity, AuthorRecord};
+use super::records::{self, AggregateRecord, Attributes};
 use crate::domain::{Cursor, Delivery, DeliveryStatus, Mention, MentionKey, Platform};
 use crate::ports::{
-    AggregateStore, AuthorDelta, AuthorKey, AuthorStats, AuthorStore, ConfigStore, Counters,
-    CreateOutcome, CursorStore, DeliveryStore, EntityKind, FireOutcome, Firing, FiringRecord,
-    HourBucket, MAX_TOP_AUTHORS, MentionQuery, MentionStore, Page, PutOutcome, StoreError,
-    TriggerState, TriggerStore, author_rank,
+    AggregateStore, ConfigStore, Counters, CreateOutcome, CursorStore, DeliveryStore, EntityKind,
+    FireOutcome, Firing, FiringRecord, HourBucket, MentionQuery, MentionStore, Page, PutOutcome,
+    StoreError, TriggerState, TriggerStore,
 };
 
 /// The largest page asked of DynamoDB (the port's limit; DynamoDB also stops at 1 MB).
@@ -227,14 +226,6 @@ impl Update {
     fn add(&mut self, attribute: &str, value: AttributeValue) {
         let (n, v) = (self.name(attribute), self.value(value));
         self.add.push(format!("{n} {v}"));
-    }
-
-    /// Sets a number attribute to `value` and returns the condition under which that is a
-    /// raise (or keeps it): the attribute is missing or not larger.
-    fn raise_to(&mut self, attribute: &str, value: AttributeValue) -> String {
-        let (n, v) = (self.name(attribute), self.value(value));
-        self.set.push(format!("{n} = {v}"));
-        format!("(attribute_not_exists({n}) OR {n} <= {v})")
     }
 
     fn expression(&self) -> String {
@@ -496,152 +487,6 @@ impl AggregateStore for DynamoStore {
             .collect()
     }
 }
-
-// ------------------------------------------------------------------ author stats
-
-/// Attempts of the conditional update in `add_author_stats`. Three always suffice while
-/// author items are never deleted (each failed condition drops a raise for good); the
-/// fourth is slack, the bound a guard against looping on a table changed by hand.
-const AUTHOR_ATTEMPTS: usize = 4;
-
-/// `add_author_stats` gave up: its conditions kept failing (see [`AUTHOR_ATTEMPTS`]).
-#[derive(Debug, thiserror::Error)]
-#[error("the author item kept changing under {AUTHOR_ATTEMPTS} conditional updates")]
-struct AuthorUpdateContended;
-
-#[async_trait]
-impl AuthorStore for DynamoStore {
-    /// DynamoDB's update expressions have no `max()`, so raising `max_followers` and
-    /// `last_seen_us` is a condition. One UpdateItem ADDs the sums and SETs both raises,
-    /// on condition that each raised attribute is missing or not larger; that is the usual
-    /// case (a newer mention, a follower count that grew or stayed), done in one write.
-    /// When the condition fails, nothing was written and DynamoDB returns the stored item:
-    /// the attributes already at or above the delta's value are left out and the update is
-    /// sent again. Each attempt is all-or-nothing, so the sums are added exactly once and a
-    /// caller may retry an error without counting twice (a timeout excepted, as for every
-    /// ADD). A separate conditional write per raise would leave a failed raise after a
-    /// successful ADD, which the caller cannot retry safely.
-    async fn add_author_stats(
-        &self,
-        key: &AuthorKey,
-        delta: &AuthorDelta,
-    ) -> Result<(), StoreError> {
-        let item_key = keys::author(key);
-        let identity = AuthorIdentity {
-            campaign: &key.campaign,
-            platform: key.platform,
-            handle: &key.handle,
-        };
-        let identity = sorted(records::encode("author stats", &item_key.pk, &identity)?);
-        // The attributes this attempt raises, with the delta's value.
-        let mut raises: Vec<(&str, i128)> = vec![(
-            records::AUTHOR_LAST_SEEN_US,
-            i128::from(records::floor_micros(delta.seen_at)),
-        )];
-        if let Some(followers) = delta.followers {
-            raises.push((records::AUTHOR_MAX_FOLLOWERS, i128::from(followers)));
-        }
-        for _ in 0..AUTHOR_ATTEMPTS {
-            let mut update = Update::default();
-            for (name, value) in &identity {
-                update.set_if_not_exists(name, value.clone());
-            }
-            // Zeros too: the item then always has both sums.
-            update.add(records::AUTHOR_MENTIONS, number(delta.mentions));
-            update.add(records::AUTHOR_ENGAGEMENT, number(delta.engagement));
-            let conditions: Vec<String> = raises
-                .iter()
-                .map(|(name, value)| update.raise_to(name, number(value)))
-                .collect();
-            let mut request = self
-                .client
-                .update_item()
-                .table_name(&*self.table)
-                .set_key(Some(item_key.to_attributes()))
-                .update_expression(update.expression())
-                .set_expression_attribute_names(Some(update.attribute_names()))
-                .set_expression_attribute_values(Some(update.values));
-            if !conditions.is_empty() {
-                request = request
-                    .condition_expression(conditions.join(" AND "))
-                    .return_values_on_condition_check_failure(
-                        ReturnValuesOnConditionCheckFailure::AllOld,
-                    );
-            }
-            let failed = match request.send().await {
-                Ok(_) => return Ok(()),
-                Err(err) => match err.as_service_error() {
-                    Some(UpdateItemError::ConditionalCheckFailedException(e)) => e.item().cloned(),
-                    _ => return Err(backend("UpdateItem author stats", err)),
-                },
-            };
-            // A condition fails only on an existing item; an emulator may not return it.
-            let stored = match failed {
-                Some(item) => item,
-                None => self
-                    .get("GetItem author stats", &item_key)
-                    .await?
-                    .unwrap_or_default(),
-            };
-            let mut still = Vec::with_capacity(raises.len());
-            for (name, value) in raises {
-                if stored_number(&stored, name)?.is_none_or(|current| current < value) {
-                    still.push((name, value));
-                }
-            }
-            raises = still;
-        }
-        Err(StoreError::Backend {
-            operation: "UpdateItem author stats",
-            retryable: true,
-            source: Box::new(AuthorUpdateContended),
-        })
-    }
-
-    /// Queries the campaign's whole partition and ranks in memory: DynamoDB can only sort
-    /// by the key, and the ranking changes with every add.
-    async fn top_authors(
-        &self,
-        campaign: &str,
-        limit: usize,
-    ) -> Result<Vec<(AuthorKey, AuthorStats)>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&*self.table)
-            .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(keys::author_partition(campaign)))
-            .consistent_read(true);
-        let mut authors = self
-            .query_all("Query author stats", query)
-            .await?
-            .into_iter()
-            .map(|item| records::decode::<AuthorRecord>("author stats", item)?.into_stats())
-            .collect::<Result<Vec<_>, _>>()?;
-        authors.sort_by(|(ka, sa), (kb, sb)| author_rank((ka, sa), (kb, sb)));
-        authors.truncate(limit.clamp(1, MAX_TOP_AUTHORS));
-        Ok(authors)
-    }
-}
-
-/// A number attribute of a stored item; `None` when absent.
-fn stored_number(item: &Attributes, name: &str) -> Result<Option<i128>, StoreError> {
-    let corrupt = |source: crate::ports::BoxError| StoreError::Corrupt {
-        entity: "author stats",
-        id: records::item_id(item),
-        source,
-    };
-    match item.get(name) {
-        None => Ok(None),
-        Some(AttributeValue::N(n)) => n.parse().map(Some).map_err(|e| corrupt(Box::new(e))),
-        Some(_) => Err(corrupt(Box::new(NotANumber(name.to_owned())))),
-    }
-}
-
-/// A stored attribute that should be a number is of another type.
-#[derive(Debug, thiserror::Error)]
-#[error("attribute `{0}` is not a number")]
-struct NotANumber(String);
 
 // ------------------------------------------------------------------ configuration
 
@@ -1051,40 +896,5 @@ mod tests {
             ])
         );
         assert_eq!(update.values.len(), 3);
-    }
-
-    #[test]
-    fn given_a_raise_then_it_sets_the_value_and_its_condition_allows_missing_or_not_larger() {
-        let mut update = Update::default();
-        update.add("mentions", number(1));
-        let condition = update.raise_to("max_followers", number(500));
-        assert_eq!(update.expression(), "SET #n1 = :v1 ADD #n0 :v0");
-        assert_eq!(condition, "(attribute_not_exists(#n1) OR #n1 <= :v1)");
-        assert_eq!(update.values[":v1"], number(500));
-    }
-
-    #[test]
-    fn given_stored_numbers_then_they_read_back_and_other_types_are_corrupt() {
-        let item = Attributes::from([
-            (
-                keys::PK.to_owned(),
-                AttributeValue::S("AUTHORS#launch".to_owned()),
-            ),
-            ("last_seen_us".to_owned(), number(1_780_272_000_123_456_i64)),
-            (
-                "max_followers".to_owned(),
-                AttributeValue::S("500".to_owned()),
-            ),
-        ]);
-        assert_eq!(
-            stored_number(&item, "last_seen_us").unwrap(),
-            Some(1_780_272_000_123_456)
-        );
-        assert_eq!(stored_number(&item, "engagement").unwrap(), None);
-        let err = stored_number(&item, "max_followers").unwrap_err();
-        assert!(
-            matches!(&err, StoreError::Corrupt { id, .. } if id == "AUTHORS#launch"),
-            "{err:?}"
-        );
     }
 }

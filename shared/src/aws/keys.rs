@@ -6,7 +6,6 @@
 //! | mention | `MENTION#<platform>#<native id>` | `MENTION` | `TIMELINE#<first campaign or _unmatched>` | `<µs>#<platform>#<native id>` |
 //! | mention, further campaign | same | `TIMELINE#<campaign>` | `TIMELINE#<campaign>` | same |
 //! | hourly aggregate | `AGG#<campaign>` | `<hour, epoch s>#<platform>` | | |
-//! | author stats | `AUTHORS#<campaign>` | `<platform>#<handle>` (a long handle: see [`author`]) | | |
 //! | config document | `CONFIG#<kind>` | `<id>` | | |
 //! | delivery | `DELIVERY#<id>` | `DELIVERY` | `DUE#QUEUED` while queued | `<due µs>#<id>` |
 //! | delivery | same | same | `SETTLE` while claimed, sent or unknown | `<settle µs>#<id>` |
@@ -26,9 +25,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
 
 use crate::domain::Platform;
-use sha2::{Digest, Sha256};
 
-use crate::ports::{AuthorKey, EntityKind, HourBucket};
+use crate::ports::{EntityKind, HourBucket};
 
 pub(crate) const PK: &str = "PK";
 pub(crate) const SK: &str = "SK";
@@ -211,45 +209,6 @@ pub(crate) fn aggregate_range(from: Timestamp, to: Timestamp) -> Option<SortRang
 
 fn ceil_second(at: Timestamp) -> i64 {
     at.as_second() + i64::from(at.subsec_nanosecond() > 0)
-}
-
-// ------------------------------------------------------------------ author stats
-
-/// DynamoDB refuses a sort key longer than 1024 bytes:
-/// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Constraints.html#limits-partition-sort-keys>.
-const MAX_SORT_KEY_BYTES: usize = 1024;
-/// Author sort keys up to this length are `<platform>#<handle>` as is. Longer ones are
-/// shortened to between [`MIN_HASHED_AUTHOR_SK`] and [`MAX_SORT_KEY_BYTES`] bytes, so a
-/// shortened key never equals a key kept as is.
-const MAX_PLAIN_AUTHOR_SK: usize = 960;
-const MIN_HASHED_AUTHOR_SK: usize = MAX_PLAIN_AUTHOR_SK + 1;
-/// `#` and 64 hex digits of SHA-256.
-const HASH_SUFFIX_BYTES: usize = 65;
-
-/// The item of an author's statistics within a campaign. Platforms bound their handles
-/// (RSS author names excepted, which are free text), so the key is almost always
-/// `<platform>#<handle>`. A handle too long for a sort key keeps a prefix followed by
-/// `#` and the SHA-256 of the whole handle: still one key per handle, and the item's
-/// `handle` attribute holds the handle itself.
-pub(crate) fn author(key: &AuthorKey) -> ItemKey {
-    let plain = format!("{}#{}", key.platform, key.handle);
-    if plain.len() <= MAX_PLAIN_AUTHOR_SK {
-        return ItemKey::new(author_partition(&key.campaign), plain);
-    }
-    let mut cut = MAX_SORT_KEY_BYTES - HASH_SUFFIX_BYTES;
-    // A char is at most 4 bytes: the cut lands on a boundary within 3 steps.
-    while !plain.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let digest = Sha256::digest(key.handle.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    let sk = format!("{}#{hex}", &plain[..cut]);
-    debug_assert!((MIN_HASHED_AUTHOR_SK..=MAX_SORT_KEY_BYTES).contains(&sk.len()));
-    ItemKey::new(author_partition(&key.campaign), sk)
-}
-
-pub(crate) fn author_partition(campaign: &str) -> String {
-    format!("AUTHORS#{campaign}")
 }
 
 // ------------------------------------------------------------------ configuration
@@ -454,47 +413,6 @@ mod tests {
                 > due_until(Timestamp::from_second(1).unwrap())
         );
         assert_eq!(trigger("launch", "spike").pk, "TRIGGER#launch#spike");
-        let a = author(&AuthorKey {
-            campaign: "launch".to_owned(),
-            platform: Platform::Mastodon,
-            handle: "zoë@hâst.example 🦀".to_owned(),
-        });
-        assert_eq!(
-            (a.pk.as_str(), a.sk.as_str()),
-            ("AUTHORS#launch", "mastodon#zoë@hâst.example 🦀")
-        );
-    }
-
-    #[test]
-    fn given_handles_too_long_for_a_sort_key_then_each_gets_its_own_shortened_key() {
-        let key = |platform, handle: &str| {
-            author(&AuthorKey {
-                campaign: "launch".to_owned(),
-                platform,
-                handle: handle.to_owned(),
-            })
-        };
-        // Multi-byte characters put the cut inside a character for some platform names.
-        let prefix = "ß👩🏽‍💻é".repeat(100);
-        for platform in Platform::ALL {
-            let a = key(platform, &format!("{prefix}a"));
-            let b = key(platform, &format!("{prefix}b"));
-            assert_ne!(a, b, "{platform}: handles sharing a long prefix stay apart");
-            for k in [&a, &b] {
-                assert!(
-                    (MIN_HASHED_AUTHOR_SK..=MAX_SORT_KEY_BYTES).contains(&k.sk.len()),
-                    "{platform}: {} bytes",
-                    k.sk.len()
-                );
-                assert!(k.sk.starts_with(&format!("{platform}#ß👩")));
-            }
-            assert_eq!(a, key(platform, &format!("{prefix}a")), "deterministic");
-            // The longest handle kept as is.
-            let fits = "h".repeat(MAX_PLAIN_AUTHOR_SK - platform.as_str().len() - 1);
-            assert_eq!(key(platform, &fits).sk, format!("{platform}#{fits}"));
-            let over = format!("{fits}h");
-            assert!(key(platform, &over).sk.len() >= MIN_HASHED_AUTHOR_SK);
-        }
     }
 
     fn last_key() -> HashMap<String, AttributeValue> {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys;
 use crate::domain::{Delivery, DeliveryStatus, Mention, Platform};
-use crate::ports::{AuthorKey, AuthorStats, Counters, HourBucket, MentionQuery, StoreError};
+use crate::ports::{Counters, HourBucket, MentionQuery, StoreError};
 
 /// One DynamoDB item.
 pub(crate) type Attributes = HashMap<String, AttributeValue>;
@@ -167,67 +167,6 @@ impl AggregateRecord {
             self.counters,
         )
     }
-}
-
-// ------------------------------------------------------------------ author stats
-
-/// Attribute names of an author item that update expressions name directly.
-pub(crate) const AUTHOR_MENTIONS: &str = "mentions";
-pub(crate) const AUTHOR_ENGAGEMENT: &str = "engagement";
-pub(crate) const AUTHOR_MAX_FOLLOWERS: &str = "max_followers";
-pub(crate) const AUTHOR_LAST_SEEN_US: &str = "last_seen_us";
-
-/// The identity attributes of an author item, set once.
-#[derive(Debug, Serialize)]
-pub(crate) struct AuthorIdentity<'a> {
-    pub campaign: &'a str,
-    pub platform: Platform,
-    pub handle: &'a str,
-}
-
-/// An author's statistics as stored. `last_seen_us` is a number (epoch microseconds, rounded
-/// down) so a condition expression can compare it: it only ever moves forward.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct AuthorRecord {
-    pub campaign: String,
-    pub platform: Platform,
-    pub handle: String,
-    pub mentions: u64,
-    pub engagement: u64,
-    /// Absent until a platform reported a follower count.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_followers: Option<u64>,
-    pub last_seen_us: i64,
-}
-
-impl AuthorRecord {
-    pub fn into_stats(self) -> Result<(AuthorKey, AuthorStats), StoreError> {
-        let last_seen =
-            Timestamp::from_microsecond(self.last_seen_us).map_err(|e| StoreError::Corrupt {
-                entity: "author stats",
-                id: format!("{}/{}/{}", self.campaign, self.platform, self.handle),
-                source: Box::new(e),
-            })?;
-        Ok((
-            AuthorKey {
-                campaign: self.campaign,
-                platform: self.platform,
-                handle: self.handle,
-            },
-            AuthorStats {
-                mentions: self.mentions,
-                engagement: self.engagement,
-                max_followers: self.max_followers,
-                last_seen,
-            },
-        ))
-    }
-}
-
-/// Epoch microseconds rounded down (as the embedded backend stores them). Every jiff
-/// timestamp fits in i64 microseconds (±10⁴ years ≈ 3.2 × 10¹⁷ µs).
-pub(crate) fn floor_micros(at: Timestamp) -> i64 {
-    i64::try_from(at.as_nanosecond().div_euclid(1_000)).unwrap_or(i64::MAX)
 }
 
 // ------------------------------------------------------------------ deliveries
@@ -448,42 +387,6 @@ mod tests {
         let item = encode("aggregate", "x", &record).unwrap();
         let back: AggregateRecord = decode("aggregate", item).unwrap();
         assert_eq!(back.into_bucket(), record.into_bucket());
-    }
-
-    #[test]
-    fn given_an_author_record_then_it_reads_back_and_an_unknown_follower_count_stays_absent() {
-        let record = AuthorRecord {
-            campaign: "launch".to_owned(),
-            platform: Platform::Bluesky,
-            handle: "zoë.bsky.social 🦀".to_owned(),
-            mentions: 3,
-            engagement: u64::MAX,
-            max_followers: None,
-            last_seen_us: floor_micros(Timestamp::new(1_780_272_000, 123_456_789).unwrap()),
-        };
-        let item = encode("author stats", "x", &record).unwrap();
-        assert!(!item.contains_key(AUTHOR_MAX_FOLLOWERS));
-        assert_eq!(
-            item[AUTHOR_LAST_SEEN_US].as_n().unwrap(),
-            "1780272000123456"
-        );
-        let (key, stats) = decode::<AuthorRecord>("author stats", item)
-            .unwrap()
-            .into_stats()
-            .unwrap();
-        assert_eq!(key.handle, "zoë.bsky.social 🦀");
-        assert_eq!(stats.engagement, u64::MAX);
-        assert_eq!(stats.max_followers, None);
-        assert_eq!(
-            stats.last_seen,
-            Timestamp::new(1_780_272_000, 123_456_000).unwrap()
-        );
-    }
-
-    #[test]
-    fn given_an_instant_before_1970_then_microseconds_round_down() {
-        let at = Timestamp::from_nanosecond(-1).unwrap();
-        assert_eq!(floor_micros(at), -1);
     }
 
     #[test]

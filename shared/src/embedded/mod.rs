@@ -7,7 +7,6 @@
 //! same file: SQLite then serialises the writers through its file lock.
 
 mod aggregates;
-mod authors;
 mod bus;
 mod cursors;
 mod deliveries;

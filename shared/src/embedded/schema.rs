@@ -13,7 +13,7 @@ pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// `i` to `i + 1`. Released steps are never edited (files in the wild are at their
 /// version): a change is a new step. Every statement is idempotent all the same, so a step
 /// that ran without its version being recorded runs again harmlessly.
-const MIGRATIONS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+const MIGRATIONS: [&str; 4] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
 
 /// Version 1. Timestamps used in comparisons are INTEGER columns (units in the column
 /// name); whole values are kept as JSON in `doc` so every field round-trips exactly.
@@ -148,6 +148,14 @@ CREATE TABLE IF NOT EXISTS bus_events (
     -- epoch microseconds
     put_at_us   INTEGER NOT NULL
 ) STRICT;
+";
+
+/// Version 4: running author statistics are gone. The report ranks a campaign's authors
+/// from its stored mentions ([`crate::authors`]), so the counters of version 2 were only
+/// written, never read.
+const SCHEMA_V4: &str = "
+DROP INDEX IF EXISTS author_stats_rank;
+DROP TABLE IF EXISTS author_stats;
 ";
 
 /// The file was written by a newer Hark whose schema this code does not know.

@@ -11,9 +11,9 @@ use crate::domain::{
     Author, Cursor, Delivery, DeliveryStatus, Engagement, Mention, MentionKey, Platform,
 };
 use crate::ports::{
-    AggregateStore, AuthorDelta, AuthorKey, AuthorStore, ConfigStore, Counters, CreateOutcome,
-    CursorStore, DeliveryStore, EntityKind, FireOutcome, Firing, HourBucket, MentionQuery,
-    MentionStore, MessageQueue, PutOutcome, TriggerStore,
+    AggregateStore, ConfigStore, Counters, CreateOutcome, CursorStore, DeliveryStore, EntityKind,
+    FireOutcome, Firing, HourBucket, MentionQuery, MentionStore, MessageQueue, PutOutcome,
+    TriggerStore,
 };
 
 /// 2026-06-01T00:00:00Z.
@@ -160,7 +160,7 @@ fn schema_of(conn: &Connection) -> Vec<(String, String, Option<String>)> {
 }
 
 #[tokio::test]
-async fn given_a_version_1_file_when_opened_then_it_gains_author_stats_and_keeps_its_data() {
+async fn given_a_version_1_file_when_opened_then_it_is_upgraded_and_keeps_its_data() {
     let tmp = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(at(0)));
     let m = mention(Platform::Mastodon, "1", at(5), &["launch"]);
@@ -184,8 +184,8 @@ async fn given_a_version_1_file_when_opened_then_it_gains_author_stats_and_keeps
     {
         let conn = Connection::open(tmp.path().join(DB_FILE_NAME)).unwrap();
         conn.execute_batch(
-            "DROP TABLE author_stats; DROP TABLE trigger_firings; DROP TABLE budgets;
-             DROP TABLE bus_events; PRAGMA user_version = 1;",
+            "DROP TABLE trigger_firings; DROP TABLE budgets; DROP TABLE bus_events;
+             PRAGMA user_version = 1;",
         )
         .unwrap();
         let reference = Connection::open_in_memory().unwrap();
@@ -220,22 +220,6 @@ async fn given_a_version_1_file_when_opened_then_it_gains_author_stats_and_keeps
         .unwrap();
     assert_eq!(got[0].body, "kept");
 
-    let key = AuthorKey {
-        campaign: "launch".to_owned(),
-        platform: Platform::Mastodon,
-        handle: "alice".to_owned(),
-    };
-    let delta = AuthorDelta {
-        mentions: 1,
-        engagement: 2,
-        followers: Some(30),
-        seen_at: at(5),
-    };
-    store.add_author_stats(&key, &delta).await.unwrap();
-    let top = store.top_authors("launch", 10).await.unwrap();
-    assert_eq!(top.len(), 1);
-    assert_eq!(top[0].0, key);
-    assert_eq!(top[0].1.max_followers, Some(30));
     drop(store);
 
     // A fresh file ends with the same schema as the upgraded one.
@@ -433,39 +417,6 @@ async fn given_two_connections_adding_counters_then_the_sum_is_exact() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].1.mentions, 40);
     assert_eq!(rows[0].1.compound_e4, -120);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn given_two_connections_adding_author_stats_then_sums_and_maximum_are_exact() {
-    let (_tmp, a, b) = two_stores_on_one_file();
-    let key = AuthorKey {
-        campaign: "launch".to_owned(),
-        platform: Platform::Reddit,
-        handle: "spez".to_owned(),
-    };
-    let mut tasks = Vec::new();
-    for i in 0..40u64 {
-        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
-        let key = key.clone();
-        tasks.push(tokio::spawn(async move {
-            let delta = AuthorDelta {
-                mentions: 1,
-                engagement: 3,
-                followers: (i != 13).then_some(i * 10),
-                seen_at: at(i as i64 % 7),
-            };
-            store.add_author_stats(&key, &delta).await.unwrap();
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let top = a.top_authors("launch", 10).await.unwrap();
-    assert_eq!(top.len(), 1);
-    let stats = top[0].1;
-    assert_eq!((stats.mentions, stats.engagement), (40, 120));
-    assert_eq!(stats.max_followers, Some(390));
-    assert_eq!(stats.last_seen, at(6));
 }
 
 // ---------------------------------------------------------------- mentions

@@ -7,8 +7,6 @@
 mod config_store;
 mod queue;
 
-use std::cmp::Ordering;
-
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +15,8 @@ use crate::domain::{Cursor, Delivery, Mention, MentionKey, Platform};
 pub use config_store::{ConfigEntity, ConfigStore, EntityKind, UpsertOutcome};
 pub use queue::{
     BILLING_CHUNK_BYTES, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_DELAY, MessageQueue, QueueError,
-    QueueName, ReceivedMessage, check_batch, check_delay, check_receive, pack_batches,
+    QueueName, ReceivedMessage, batch_ranges, check_batch, check_delay, check_receive,
+    pack_batches,
 };
 
 /// Boxed error from a backend SDK or driver, kept as the source of a [`StoreError`].
@@ -198,92 +197,6 @@ pub trait AggregateStore: Send + Sync {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<(HourBucket, Counters)>, StoreError>;
-}
-
-/// Identifies one author's statistics: an author (a handle on a platform) within a campaign.
-/// The same handle on two platforms is two authors.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct AuthorKey {
-    pub campaign: String,
-    pub platform: Platform,
-    /// The handle exactly as the platform reports it ([`Author::handle`](crate::domain::Author)).
-    pub handle: String,
-}
-
-/// What one batch adds to an author's statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuthorDelta {
-    /// Mentions to add.
-    pub mentions: u64,
-    /// Likes + reposts + replies to add.
-    pub engagement: u64,
-    /// The largest follower count seen in the batch, if the platform reported one.
-    pub followers: Option<u64>,
-    /// The latest instant the author was seen in the batch.
-    pub seen_at: Timestamp,
-}
-
-impl AuthorDelta {
-    /// Folds `other` into `self`: sums add, the follower count and the instant take the
-    /// larger value (a reported count beats none).
-    pub fn merge(&mut self, other: &AuthorDelta) {
-        self.mentions = self.mentions.saturating_add(other.mentions);
-        self.engagement = self.engagement.saturating_add(other.engagement);
-        self.followers = self.followers.max(other.followers);
-        self.seen_at = self.seen_at.max(other.seen_at);
-    }
-}
-
-/// An author's statistics within a campaign, for influencer scoring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuthorStats {
-    pub mentions: u64,
-    /// Sum of likes + reposts + replies over the author's mentions.
-    pub engagement: u64,
-    /// The largest follower count ever reported; `None` while no platform reported one.
-    /// Never goes down.
-    pub max_followers: Option<u64>,
-    /// The latest `seen_at` ever added, in whole microseconds (rounded down, as both
-    /// backends store it). Never goes back.
-    pub last_seen: Timestamp,
-}
-
-/// The order of [`AuthorStore::top_authors`]: `max_followers` descending (an unknown
-/// count last), then `mentions` descending, then `handle`, then platform name (both by
-/// their UTF-8 bytes, the order SQLite's default collation and DynamoDB use too).
-pub fn author_rank(a: (&AuthorKey, &AuthorStats), b: (&AuthorKey, &AuthorStats)) -> Ordering {
-    let ((ka, sa), (kb, sb)) = (a, b);
-    sb.max_followers
-        .cmp(&sa.max_followers)
-        .then_with(|| sb.mentions.cmp(&sa.mentions))
-        .then_with(|| ka.handle.as_bytes().cmp(kb.handle.as_bytes()))
-        .then_with(|| ka.platform.as_str().cmp(kb.platform.as_str()))
-}
-
-/// The most authors [`AuthorStore::top_authors`] returns at once.
-pub const MAX_TOP_AUTHORS: usize = 1000;
-
-/// Per-campaign author statistics (mention count, largest follower count, engagement),
-/// kept for influencer scoring.
-#[async_trait::async_trait]
-pub trait AuthorStore: Send + Sync {
-    /// Adds `delta` to the author's statistics atomically, creating them at zero first:
-    /// `mentions` and `engagement` are summed, `max_followers` is raised to
-    /// `delta.followers` if that is larger (never lowered), `last_seen` moved to
-    /// `delta.seen_at` if that is later. Concurrent adders never lose an update.
-    async fn add_author_stats(
-        &self,
-        key: &AuthorKey,
-        delta: &AuthorDelta,
-    ) -> Result<(), StoreError>;
-
-    /// A campaign's authors in [`author_rank`] order, at most `limit` (clamped to
-    /// `1..=`[`MAX_TOP_AUTHORS`]).
-    async fn top_authors(
-        &self,
-        campaign: &str,
-        limit: usize,
-    ) -> Result<Vec<(AuthorKey, AuthorStats)>, StoreError>;
 }
 
 /// Result of [`DeliveryStore::create_delivery`].

@@ -136,24 +136,37 @@ pub const BILLING_CHUNK_BYTES: usize = 64 * 1024;
 /// ≤ 256 KiB each), keeping their order. A body larger than [`MAX_BATCH_BYTES`] on its
 /// own is returned in `Err` so the caller can report it instead of losing it.
 pub fn pack_batches(bodies: Vec<String>) -> Result<Vec<Vec<String>>, QueueError> {
-    let mut batches: Vec<Vec<String>> = Vec::new();
-    let mut current: Vec<String> = Vec::new();
-    let mut bytes = 0;
-    for body in bodies {
-        if body.len() > MAX_BATCH_BYTES {
-            return Err(QueueError::BatchTooLarge { bytes: body.len() });
+    let ranges = batch_ranges(bodies.iter().map(String::len))?;
+    let mut bodies = bodies.into_iter();
+    Ok(ranges
+        .into_iter()
+        .map(|r| bodies.by_ref().take(r.len()).collect())
+        .collect())
+}
+
+/// The batches [`pack_batches`] would make, as index ranges over bodies of these lengths:
+/// for callers that must know which bodies went together (whose messages a failed
+/// `SendMessageBatch` held).
+pub fn batch_ranges(
+    lengths: impl IntoIterator<Item = usize>,
+) -> Result<Vec<std::ops::Range<usize>>, QueueError> {
+    let mut ranges = Vec::new();
+    let (mut start, mut bytes, mut end) = (0, 0, 0);
+    for len in lengths {
+        if len > MAX_BATCH_BYTES {
+            return Err(QueueError::BatchTooLarge { bytes: len });
         }
-        if current.len() == MAX_BATCH_MESSAGES || bytes + body.len() > MAX_BATCH_BYTES {
-            batches.push(std::mem::take(&mut current));
-            bytes = 0;
+        if end - start == MAX_BATCH_MESSAGES || bytes + len > MAX_BATCH_BYTES {
+            ranges.push(start..end);
+            (start, bytes) = (end, 0);
         }
-        bytes += body.len();
-        current.push(body);
+        bytes += len;
+        end += 1;
     }
-    if !current.is_empty() {
-        batches.push(current);
+    if end > start {
+        ranges.push(start..end);
     }
-    Ok(batches)
+    Ok(ranges)
 }
 
 /// Checks a message delay against SQS's range and returns it in whole seconds, rounded up
@@ -247,6 +260,38 @@ mod tests {
             "z".repeat(MAX_BATCH_BYTES / 2),
         ];
         assert!(check_batch(&exact).is_ok());
+    }
+
+    #[test]
+    fn given_body_lengths_then_batch_ranges_cover_them_in_order_within_both_limits() {
+        let lengths = [
+            100,
+            MAX_BATCH_BYTES - 100,
+            1,
+            1,
+            1,
+            1,
+            1,
+            1,
+            1,
+            1,
+            1,
+            1,
+            1,
+            5,
+        ];
+        let ranges = batch_ranges(lengths).unwrap();
+        // The second body fills the first batch exactly; eleven small ones split at ten.
+        assert_eq!(ranges, [0..2, 2..12, 12..14]);
+        for r in &ranges {
+            assert!(r.len() <= MAX_BATCH_MESSAGES);
+            assert!(lengths[r.clone()].iter().sum::<usize>() <= MAX_BATCH_BYTES);
+        }
+        assert!(batch_ranges([]).unwrap().is_empty());
+        assert!(matches!(
+            batch_ranges([1, MAX_BATCH_BYTES + 1]),
+            Err(QueueError::BatchTooLarge { bytes }) if bytes == MAX_BATCH_BYTES + 1
+        ));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The processor: every mention found by the pollers is analysed (language, sentiment),
 //! matched against the active campaigns, stored once (the put-if-absent is the dedupe),
-//! and counted into hourly aggregates and per-campaign author statistics with one atomic
-//! add per group (or author) per batch.
+//! and counted into hourly aggregates with one atomic add per campaign × platform × hour per
+//! batch. Who the opinion leaders are is read from the stored mentions when asked
+//! ([`crate::authors`]), so processing writes nothing per author.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -10,11 +11,10 @@ use std::sync::Mutex;
 use jiff::Timestamp;
 
 use crate::analysis::Analyzer;
-use crate::domain::{Campaign, Mention, Platform, SentimentLabel};
+use crate::domain::{Campaign, Mention, SentimentLabel};
 use crate::listening::MentionBatch;
 use crate::ports::{
-    AggregateStore, AuthorDelta, AuthorKey, AuthorStore, ConfigStore, Counters, HourBucket,
-    MentionStore, PutOutcome, StoreError,
+    AggregateStore, ConfigStore, Counters, HourBucket, MentionStore, PutOutcome, StoreError,
 };
 use crate::query::{PreparedText, Query};
 
@@ -46,8 +46,6 @@ pub struct ProcessReport {
     pub matched: usize,
     /// Atomic aggregate additions made (one per campaign × platform × hour group).
     pub aggregate_writes: usize,
-    /// Atomic author-statistics additions made (one per campaign × platform × handle).
-    pub author_writes: usize,
     /// Messages that failed (left for redelivery, then the DLQ).
     pub failed_messages: usize,
 }
@@ -69,7 +67,7 @@ pub struct Processor {
     analyzer: Analyzer,
     /// Parsed queries by campaign id, re-parsed only when the query text changes.
     compiled: Mutex<HashMap<String, (String, Option<Query>)>>,
-    /// Attempts for one aggregate or author-statistics add before the messages that
+    /// Attempts for one aggregate add before the messages that
     /// contributed to it are given up to redelivery.
     add_attempts: u32,
 }
@@ -90,7 +88,7 @@ impl Processor {
     /// Processes the bodies of one batch of mentions-queue messages.
     ///
     /// Aggregates are added after every mention of the batch is stored, one `ADD` per
-    /// campaign × platform × hour, then author statistics, one add per campaign × author.
+    /// campaign × platform × hour.
     /// A mention is counted only when its put-if-absent inserted it, so a redelivered
     /// message never counts twice.
     pub async fn process_batch<S>(
@@ -99,15 +97,13 @@ impl Processor {
         bodies: &[&str],
     ) -> Result<BatchOutcome, StoreError>
     where
-        S: ConfigStore + MentionStore + AggregateStore + AuthorStore,
+        S: ConfigStore + MentionStore + AggregateStore,
     {
         let campaigns = self.active_campaigns(store).await?;
         let mut report = ProcessReport::default();
         let mut results: Vec<Result<(), ProcessError>> = Vec::with_capacity(bodies.len());
         // Group → (delta, messages that contributed).
         let mut groups: BTreeMap<HourBucket, (Counters, Vec<usize>)> = BTreeMap::new();
-        // Author → (delta, messages that contributed).
-        let mut authors: BTreeMap<AuthorKey, (AuthorDelta, Vec<usize>)> = BTreeMap::new();
         let mut stored: Vec<Mention> = Vec::new();
 
         for (index, body) in bodies.iter().enumerate() {
@@ -138,19 +134,6 @@ impl Processor {
                             entry.0.add(&counters_of(&mention));
                             if entry.1.last() != Some(&index) {
                                 entry.1.push(index);
-                            }
-                        }
-                        if let Some(delta) = author_delta_of(&mention) {
-                            for campaign in &mention.campaigns {
-                                authors
-                                    .entry(author_key(campaign, &mention))
-                                    .and_modify(|(sum, from)| {
-                                        sum.merge(&delta);
-                                        if from.last() != Some(&index) {
-                                            from.push(index);
-                                        }
-                                    })
-                                    .or_insert_with(|| (delta, vec![index]));
                             }
                         }
                         if !mention.campaigns.is_empty() {
@@ -197,41 +180,6 @@ impl Processor {
             report.aggregate_writes += 1;
         }
 
-        for (key, (delta, contributors)) in authors {
-            if let Err(e) = self
-                .with_retry(|| store.add_author_stats(&key, &delta))
-                .await
-            {
-                // As for aggregates: the mentions are stored, redelivery will not add them
-                // again, so name exactly what the author's statistics are missing.
-                tracing::error!(
-                    error = %e,
-                    campaign = %key.campaign,
-                    platform = %key.platform,
-                    handle = %key.handle,
-                    mentions = delta.mentions,
-                    engagement = delta.engagement,
-                    followers = ?delta.followers,
-                    seen_at = %delta.seen_at,
-                    "author stats add failed; these counts are missing from the author's statistics"
-                );
-                for i in contributors {
-                    if results[i].is_ok() {
-                        results[i] = Err(ProcessError::Store(StoreError::Backend {
-                            operation: "add author stats",
-                            retryable: true,
-                            source: Box::new(AuthorStatsNotAdded {
-                                campaign: key.campaign.clone(),
-                                platform: key.platform,
-                                handle: key.handle.clone(),
-                            }),
-                        }));
-                    }
-                }
-                continue;
-            }
-            report.author_writes += 1;
-        }
         report.failed_messages = results.iter().filter(|r| r.is_err()).count();
         Ok(BatchOutcome {
             report,
@@ -352,41 +300,6 @@ fn counters_of(m: &Mention) -> Counters {
         compound_e4: (compound * 10_000.0).round() as i64,
         reach: m.author.followers.unwrap_or(0),
     }
-}
-
-/// Whose statistics a stored mention adds to in `campaign`.
-fn author_key(campaign: &str, m: &Mention) -> AuthorKey {
-    AuthorKey {
-        campaign: campaign.to_owned(),
-        platform: m.platform,
-        handle: m.author.handle.clone(),
-    }
-}
-
-/// What one mention adds to its author's statistics; `None` when it has no author handle
-/// (an RSS item with neither author nor link, a deleted Hacker News account): there is
-/// nobody to score, and lumping them together under "" would make a fake influencer.
-fn author_delta_of(m: &Mention) -> Option<AuthorDelta> {
-    if m.author.handle.trim().is_empty() {
-        return None;
-    }
-    let e = m.engagement;
-    Some(AuthorDelta {
-        mentions: 1,
-        engagement: e.likes.saturating_add(e.reposts).saturating_add(e.replies),
-        followers: m.author.followers,
-        seen_at: m.created_at,
-    })
-}
-
-/// The marker error of a message whose author-statistics add failed (the store's own
-/// error is logged once, with everything that is missing).
-#[derive(Debug, thiserror::Error)]
-#[error("author stats of `{handle}` on {platform} in campaign `{campaign}` were not added")]
-struct AuthorStatsNotAdded {
-    campaign: String,
-    platform: Platform,
-    handle: String,
 }
 
 /// Lists mentions of one campaign (or of all campaigns and the unmatched) in a time range,

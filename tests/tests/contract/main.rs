@@ -45,10 +45,6 @@ macro_rules! contract_suite {
             case!(a_stale_cursor_writer_loses_and_changes_nothing, store);
             case!(cursor_fields_round_trip, store);
             case!(fifty_concurrent_aggregate_adds_sum_exactly, shared store);
-            case!(forty_concurrent_author_adds_sum_exactly_and_keep_the_true_max, shared store);
-            case!(an_author_max_followers_never_goes_down_and_last_seen_never_goes_back, store);
-            case!(top_authors_rank_by_followers_then_mentions_then_handle_within_the_limit, store);
-            case!(unicode_emoji_and_very_long_handles_round_trip_in_author_stats, store);
             case!(config_upsert_reports_create_update_unchanged, store);
             case!(two_concurrent_claims_of_one_delivery_exactly_one_wins, shared store);
             case!(deliveries_are_created_once_and_updated_only_from_the_version_read, store);
