@@ -7,7 +7,7 @@
 //! none) with trigger rules whose actions put EventBridge events. Every tick runs what the
 //! cloud runs: the scheduler (schedule polls, dispatch due posts, re-send pending trigger
 //! events), then the poller, processor and actions on what the queues hold, batched as
-//! the event source mappings in infra/template.yaml batch them (poll 2, mentions 50,
+//! the event source mappings in infra/template.yaml batch them (poll 10, mentions 50,
 //! events 10, publish 5). Publishing: `posts` posts scheduled on a Mastodon channel, due
 //! over the run, each published and announced (PostPublished → actions → EventBridge).
 //!
@@ -31,7 +31,7 @@ use hark_shared::analysis::{Analyzer, Languages};
 use hark_shared::clock::{Clock, ManualClock};
 use hark_shared::domain::{Campaign, Channel, ScheduledPost, Source};
 use hark_shared::embedded::{EmbeddedOptions, EmbeddedStore};
-use hark_shared::listening::{PollerSettings, handle_poll_message, schedule_polls};
+use hark_shared::listening::{PollerSettings, handle_poll_batch, schedule_polls};
 use hark_shared::platforms::HttpClient;
 use hark_shared::platforms::listeners::PlatformListeners;
 use hark_shared::ports::{ConfigStore, MessageQueue, QueueName, ReceivedMessage};
@@ -349,7 +349,7 @@ impl Pipeline<'_> {
         loop {
             let mut worked = false;
             for (queue, batch) in [
-                (QueueName::Poll, 2),
+                (QueueName::Poll, 10),
                 (QueueName::Mentions, 50),
                 (QueueName::Publish, 5),
                 (QueueName::Events, 10),
@@ -397,17 +397,18 @@ impl Pipeline<'_> {
         let mut done: Vec<&ReceivedMessage> = Vec::new();
         match queue {
             QueueName::Poll => {
-                for m in &messages {
-                    handle_poll_message(
-                        self.store,
-                        self.store,
-                        &self.listeners,
-                        &m.body,
-                        now,
-                        &PollerSettings::default(),
-                    )
-                    .await
-                    .map_err(|e| format!("poll: {e}"))?;
+                let bodies: Vec<&str> = messages.iter().map(|m| m.body.as_str()).collect();
+                let outcomes = handle_poll_batch(
+                    self.store,
+                    self.store,
+                    &self.listeners,
+                    &bodies,
+                    now,
+                    &PollerSettings::default(),
+                )
+                .await;
+                for (m, outcome) in messages.iter().zip(outcomes) {
+                    outcome.map_err(|e| format!("poll: {e}"))?;
                     done.push(m);
                 }
             }

@@ -9,7 +9,7 @@ use hark_shared::actions::{ActionError, EventBus, handle_event_message};
 use hark_shared::clock::Clock;
 use hark_shared::lambda::{Disposition, failed_ids, for_each_record, sqs_event};
 use hark_shared::listening::{
-    ListenerFactory, PollOutcome, PollerSettings, TickReport, handle_poll_message, schedule_polls,
+    ListenerFactory, PollOutcome, PollerSettings, TickReport, handle_poll_batch, schedule_polls,
 };
 use hark_shared::ports::DeliveryStore;
 use hark_shared::ports::TriggerStore;
@@ -305,45 +305,35 @@ where
             if messages.is_empty() {
                 return Ok(());
             }
-            let outcomes = std::sync::Mutex::new(Vec::new());
-            let response = for_each_record(sqs_event(&messages), |record| {
-                let outcomes = &outcomes;
-                async move {
-                    let outcome = handle_poll_message(
-                        self.store,
-                        self.queue,
-                        self.listeners,
-                        &record.body,
-                        self.clock.now(),
-                        &self.settings,
-                    )
-                    .await?;
-                    outcomes
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(outcome);
-                    Ok::<_, hark_shared::listening::ListeningError>(Disposition::Done)
-                }
-            })
+            let bodies: Vec<&str> = messages.iter().map(|m| m.body.as_str()).collect();
+            let outcomes = handle_poll_batch(
+                self.store,
+                self.queue,
+                self.listeners,
+                &bodies,
+                self.clock.now(),
+                &self.settings,
+            )
             .await;
-            for outcome in outcomes.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            let mut failed = 0;
+            for (message, outcome) in messages.iter().zip(outcomes) {
                 match outcome {
-                    PollOutcome::Polled { mentions, .. } => {
+                    Ok(PollOutcome::Polled { mentions, .. }) => {
                         report.polls_ok += 1;
                         report.mentions_queued += mentions;
                     }
-                    PollOutcome::Failed { .. } => report.polls_failed += 1,
-                    PollOutcome::Skipped { .. } => {}
+                    Ok(PollOutcome::Failed { .. }) => report.polls_failed += 1,
+                    Ok(PollOutcome::Skipped { .. }) => {}
+                    Err(e) => {
+                        tracing::error!(message_id = %message.message_id, error = %e, "poll job failed; it will be retried");
+                        failed += 1;
+                        continue;
+                    }
                 }
+                self.queue.delete(QueueName::Poll, &message.receipt).await?;
             }
-            let failed = failed_ids(&response);
-            report.messages_failed += failed.len();
-            for m in &messages {
-                if !failed.contains(&m.message_id.as_str()) {
-                    self.queue.delete(QueueName::Poll, &m.receipt).await?;
-                }
-            }
-            if failed.len() == messages.len() {
+            report.messages_failed += failed;
+            if failed == messages.len() {
                 // Everything failed: stop here; the messages come back after their
                 // visibility timeout (or go to the DLQ).
                 return Ok(());

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use hark_shared::domain::{Author, Campaign, Cursor, Engagement, Mention, Platform, Source};
 use hark_shared::events::HarkEvent;
 use hark_shared::listening::{
-    ListenerFactory, MentionBatch, PollJob, PollOutcome, PollerSettings, poll_source,
-    schedule_polls,
+    ListenerFactory, MentionBatch, PollJob, PollOutcome, PollerSettings, handle_poll_batch,
+    poll_source, schedule_polls,
 };
 use hark_shared::platforms::{ListenLimits, Listened, Listener, PlatformError};
 use hark_shared::ports::{ConfigStore, CursorStore, MessageQueue, QueueName, ReceivedMessage};
@@ -545,4 +545,234 @@ async fn given_a_job_for_an_unknown_source_then_it_is_skipped_not_retried() {
             ..
         }
     ));
+}
+
+// ---------------------------------------------------------------- batches of poll jobs
+
+/// A listener that finds one mention per poll, named after its source, of `text_len`
+/// characters, and moves the cursor to `p-<source>`.
+struct PerSource {
+    text_len: usize,
+}
+
+#[async_trait::async_trait]
+impl Listener for PerSource {
+    async fn listen(
+        &self,
+        source: &Source,
+        cursor: &Cursor,
+        _limits: ListenLimits,
+    ) -> Result<Listened, PlatformError> {
+        let mut m = mention(&source.id);
+        m.text = "h".repeat(self.text_len);
+        Ok(Listened {
+            mentions: vec![m],
+            cursor: Cursor {
+                position: Some(format!("p-{}", source.id)),
+                ..cursor.clone()
+            },
+            caught_up: true,
+            rate_limit: None,
+        })
+    }
+}
+
+struct PerSourceFactory {
+    text_len: usize,
+}
+
+#[async_trait::async_trait]
+impl ListenerFactory for PerSourceFactory {
+    async fn listener_for(&self, _source: &Source) -> Result<Box<dyn Listener>, PlatformError> {
+        Ok(Box::new(PerSource {
+            text_len: self.text_len,
+        }))
+    }
+}
+
+/// The embedded queue, counting send requests and failing the ones listed by number
+/// (0 = the first send).
+struct CountingQueue {
+    inner: Arc<hark_shared::embedded::EmbeddedStore>,
+    fail: Vec<usize>,
+    sends: Mutex<Vec<(QueueName, usize)>>,
+}
+
+#[async_trait::async_trait]
+impl MessageQueue for CountingQueue {
+    async fn send_batch(
+        &self,
+        queue: QueueName,
+        bodies: &[String],
+    ) -> Result<(), hark_shared::ports::QueueError> {
+        let n = {
+            let mut sends = self.sends.lock().unwrap();
+            sends.push((queue, bodies.len()));
+            sends.len() - 1
+        };
+        if self.fail.contains(&n) {
+            return Err(hark_shared::ports::QueueError::Backend {
+                operation: "SendMessageBatch",
+                queue,
+                retryable: true,
+                source: "injected outage".into(),
+            });
+        }
+        self.inner.send_batch(queue, bodies).await
+    }
+    async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility: SignedDuration,
+    ) -> Result<Vec<ReceivedMessage>, hark_shared::ports::QueueError> {
+        self.inner.receive(queue, max, visibility).await
+    }
+    async fn delete(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+    ) -> Result<(), hark_shared::ports::QueueError> {
+        self.inner.delete(queue, receipt).await
+    }
+    async fn change_visibility(
+        &self,
+        queue: QueueName,
+        receipt: &str,
+        visibility: SignedDuration,
+    ) -> Result<(), hark_shared::ports::QueueError> {
+        self.inner
+            .change_visibility(queue, receipt, visibility)
+            .await
+    }
+}
+
+fn job(source_id: &str) -> String {
+    serde_json::to_string(&PollJob {
+        source_id: source_id.into(),
+        scheduled_at: t(0),
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn given_a_batch_of_jobs_then_their_mentions_go_out_in_one_request_and_every_cursor_moves() {
+    let store = hark_tests::embedded_backend();
+    let ids: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
+    for id in &ids {
+        store.upsert(&source(id)).await.unwrap();
+    }
+    let queue = CountingQueue {
+        inner: store.clone(),
+        fail: vec![],
+        sends: Mutex::new(Vec::new()),
+    };
+    let mut bodies: Vec<String> = ids.iter().map(|id| job(id)).collect();
+    bodies.push("{not a job".into());
+    bodies.push(job("nobody"));
+    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+
+    let results = handle_poll_batch(
+        &*store,
+        &queue,
+        &PerSourceFactory { text_len: 40 },
+        &refs,
+        t(1),
+        &PollerSettings::default(),
+    )
+    .await;
+
+    assert_eq!(results.len(), 10, "one result per body, in order");
+    for (id, result) in ids.iter().zip(&results) {
+        assert!(
+            matches!(result, Ok(PollOutcome::Polled { source_id, mentions: 1, .. }) if source_id == id),
+            "{result:?}"
+        );
+    }
+    let malformed = results[8].as_ref().unwrap_err();
+    assert!(!malformed.is_retryable(), "{malformed}");
+    assert!(matches!(
+        &results[9],
+        Ok(PollOutcome::Skipped {
+            why: "unknown source",
+            ..
+        })
+    ));
+    assert_eq!(
+        *queue.sends.lock().unwrap(),
+        [(QueueName::Mentions, 8)],
+        "eight polls' messages in one SendMessageBatch"
+    );
+    for id in &ids {
+        let cursor = store.get_cursor(id).await.unwrap().unwrap();
+        assert_eq!(cursor.position, Some(format!("p-{id}")));
+    }
+    let queued = drain(&*store, QueueName::Mentions).await;
+    let mut sources: Vec<String> = queued
+        .iter()
+        .map(|m| {
+            serde_json::from_str::<MentionBatch>(&m.body)
+                .unwrap()
+                .source_id
+        })
+        .collect();
+    sources.sort();
+    assert_eq!(sources, ids);
+}
+
+#[tokio::test]
+async fn given_a_send_request_that_fails_then_only_the_polls_it_held_fail_and_keep_their_cursors() {
+    let store = hark_tests::embedded_backend();
+    let ids: Vec<String> = (0..5).map(|i| format!("big{i}")).collect();
+    for id in &ids {
+        store.upsert(&source(id)).await.unwrap();
+    }
+    // Each poll's message is ~60 KB: four fit in one 256 KiB request, the fifth goes in a
+    // second one. The first request fails.
+    let queue = CountingQueue {
+        inner: store.clone(),
+        fail: vec![0],
+        sends: Mutex::new(Vec::new()),
+    };
+    let settings = PollerSettings {
+        max_text_chars: 100_000,
+        ..PollerSettings::default()
+    };
+    let bodies: Vec<String> = ids.iter().map(|id| job(id)).collect();
+    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+    let factory = PerSourceFactory { text_len: 60_000 };
+
+    let results = handle_poll_batch(&*store, &queue, &factory, &refs, t(1), &settings).await;
+
+    assert_eq!(
+        *queue.sends.lock().unwrap(),
+        [(QueueName::Mentions, 4), (QueueName::Mentions, 1)]
+    );
+    for (id, result) in ids.iter().zip(&results).take(4) {
+        let err = result.as_ref().unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        assert!(err.to_string().contains("injected outage"), "{err}");
+        assert!(
+            store.get_cursor(id).await.unwrap().is_none(),
+            "{id}: no gap, the cursor did not move"
+        );
+    }
+    assert!(matches!(results[4], Ok(PollOutcome::Polled { .. })));
+    assert_eq!(
+        store.get_cursor("big4").await.unwrap().unwrap().position,
+        Some("p-big4".to_owned())
+    );
+    assert_eq!(drain(&*store, QueueName::Mentions).await.len(), 1);
+
+    // The four failed jobs come back and this time their mentions go out.
+    let retry: Vec<&str> = refs[..4].to_vec();
+    let again = handle_poll_batch(&*store, &queue, &factory, &retry, t(2), &settings).await;
+    assert!(again.iter().all(Result::is_ok), "{again:?}");
+    assert_eq!(drain(&*store, QueueName::Mentions).await.len(), 4);
+    for id in &ids[..4] {
+        assert_eq!(
+            store.get_cursor(id).await.unwrap().unwrap().position,
+            Some(format!("p-{id}"))
+        );
+    }
 }

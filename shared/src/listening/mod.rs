@@ -7,7 +7,10 @@ mod poller;
 mod scheduler;
 
 pub use jobs::{MentionBatch, PollJob};
-pub use poller::{ListenerFactory, PollOutcome, PollerSettings, handle_poll_message, poll_source};
+pub use poller::{
+    ListenerFactory, PollOutcome, PollerSettings, handle_poll_batch, handle_poll_message,
+    poll_source,
+};
 pub use scheduler::{TickReport, schedule_polls};
 
 use crate::ports::{QueueError, StoreError};
@@ -23,6 +26,10 @@ pub enum ListeningError {
     Encode(#[from] serde_json::Error),
     #[error("malformed poll job")]
     MalformedJob(#[source] serde_json::Error),
+    /// The request that held this poll's mentions failed (it may have held other polls'
+    /// mentions too, hence the error as text).
+    #[error("the mentions of this poll were not queued: {error}")]
+    NotQueued { retryable: bool, error: String },
 }
 
 impl ListeningError {
@@ -33,6 +40,7 @@ impl ListeningError {
                 e.is_retryable() || matches!(e, StoreError::Conflict { .. })
             }
             ListeningError::Queue(QueueError::Backend { retryable, .. }) => *retryable,
+            ListeningError::NotQueued { retryable, .. } => *retryable,
             ListeningError::Queue(_)
             | ListeningError::Encode(_)
             | ListeningError::MalformedJob(_) => false,

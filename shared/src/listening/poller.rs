@@ -9,8 +9,8 @@ use crate::domain::{Cursor, Disabled, Mention, Source};
 use crate::events::HarkEvent;
 use crate::platforms::{ListenLimits, Listened, Listener, PlatformError};
 use crate::ports::{
-    BILLING_CHUNK_BYTES, ConfigStore, CursorStore, MessageQueue, QueueName, StoreError,
-    pack_batches,
+    BILLING_CHUNK_BYTES, ConfigStore, CursorStore, MessageQueue, QueueError, QueueName, StoreError,
+    batch_ranges, pack_batches,
 };
 
 /// Builds the listener for a source (platform client, credentials, base URL).
@@ -72,8 +72,8 @@ pub enum PollOutcome {
     },
 }
 
-/// Handles one poll-queue message body (the Lambda and `hark run` share this). A body
-/// that is not a poll job is an error, so the queue retries it and finally dead-letters it.
+/// Handles one poll-queue message body. A body that is not a poll job is an error, so the
+/// queue retries it and finally dead-letters it.
 pub async fn handle_poll_message<S, F>(
     store: &S,
     queue: &dyn MessageQueue,
@@ -86,12 +86,172 @@ where
     S: ConfigStore + CursorStore,
     F: ListenerFactory + ?Sized,
 {
-    let job: PollJob = serde_json::from_str(body).map_err(ListeningError::MalformedJob)?;
-    poll_source(store, queue, listeners, &job, now, settings).await
+    let mut results = handle_poll_batch(store, queue, listeners, &[body], now, settings).await;
+    results.pop().expect("one result per body")
 }
 
-/// Runs one poll job. `Err` only for infrastructure failures (store, queue): the job
-/// should then be retried by the queue. Platform failures are `Ok(PollOutcome::Failed)`.
+/// Handles a batch of poll-queue message bodies (the poller Lambda and `hark run` share
+/// this); one result per body, in order. `Err` means the message should be redelivered.
+///
+/// The sources are polled concurrently; then the mentions of every successful poll are
+/// queued together, in as few `SendMessageBatch` requests as SQS allows (ten messages or
+/// 256 KiB each; SQS bills every started 64 KiB of a request), and only then is each
+/// poll's cursor advanced. A poll whose messages were in a request that failed keeps its
+/// cursor and fails alone, so its job is retried; the others are unaffected.
+pub async fn handle_poll_batch<S, F>(
+    store: &S,
+    queue: &dyn MessageQueue,
+    listeners: &F,
+    bodies: &[&str],
+    now: Timestamp,
+    settings: &PollerSettings,
+) -> Vec<Result<PollOutcome, ListeningError>>
+where
+    S: ConfigStore + CursorStore,
+    F: ListenerFactory + ?Sized,
+{
+    let jobs: Vec<Result<PollJob, ListeningError>> = bodies
+        .iter()
+        .map(|body| serde_json::from_str(body).map_err(ListeningError::MalformedJob))
+        .collect();
+    poll_jobs(store, queue, listeners, jobs, now, settings).await
+}
+
+/// [`handle_poll_batch`] on parsed jobs (a job that did not parse keeps its error).
+async fn poll_jobs<S, F>(
+    store: &S,
+    queue: &dyn MessageQueue,
+    listeners: &F,
+    jobs: Vec<Result<PollJob, ListeningError>>,
+    now: Timestamp,
+    settings: &PollerSettings,
+) -> Vec<Result<PollOutcome, ListeningError>>
+where
+    S: ConfigStore + CursorStore,
+    F: ListenerFactory + ?Sized,
+{
+    let count = jobs.len();
+    let fetched = futures_util::future::join_all(
+        jobs.into_iter()
+            .map(|job| async move { fetch(store, listeners, &job?, now, settings).await }),
+    )
+    .await;
+
+    let mut results: Vec<Option<Result<PollOutcome, ListeningError>>> =
+        (0..count).map(|_| None).collect();
+    // Successful polls waiting for their mentions to be queued, and those messages with
+    // the index (into `listened`) of the poll each belongs to.
+    let mut listened: Vec<(usize, Source, Cursor, Listened, usize)> = Vec::new();
+    let mut messages: Vec<(usize, String)> = Vec::new();
+    for (index, outcome) in fetched.into_iter().enumerate() {
+        match outcome {
+            Err(e) => results[index] = Some(Err(e)),
+            Ok(Fetched::Finished(done)) => results[index] = Some(Ok(done)),
+            Ok(Fetched::Read(done)) => {
+                let Read {
+                    source,
+                    cursor: read,
+                    result,
+                } = *done;
+                let mut found = match result {
+                    Ok(found) => found,
+                    Err(error) => {
+                        results[index] =
+                            Some(fail(store, queue, &source, read, error, now, settings).await);
+                        continue;
+                    }
+                };
+                let mut mentions = std::mem::take(&mut found.mentions);
+                for m in &mut mentions {
+                    clip_text(m, settings.max_text_chars);
+                    m.source_id.get_or_insert_with(|| source.id.clone());
+                }
+                let count = mentions.len();
+                match mention_messages(&source.id, mentions) {
+                    Ok(bodies) => {
+                        messages.extend(bodies.into_iter().map(|b| (listened.len(), b)));
+                        listened.push((index, source, read, found, count));
+                    }
+                    Err(e) => results[index] = Some(Err(e)),
+                }
+            }
+        }
+    }
+
+    // 1. Queue first. A poll whose messages did not all go is not advanced.
+    let mut not_queued: Vec<Option<ListeningError>> = (0..listened.len()).map(|_| None).collect();
+    match batch_ranges(messages.iter().map(|(_, body)| body.len())) {
+        Ok(ranges) => {
+            for range in ranges {
+                let batch = &messages[range];
+                let bodies: Vec<String> = batch.iter().map(|(_, body)| body.clone()).collect();
+                if let Err(e) = queue.send_batch(QueueName::Mentions, &bodies).await {
+                    tracing::error!(error = %e, messages = bodies.len(), "queueing mentions failed");
+                    let retryable = matches!(
+                        e,
+                        QueueError::Backend {
+                            retryable: true,
+                            ..
+                        }
+                    );
+                    // The whole chain: the queue error's text alone does not say why.
+                    let mut error = e.to_string();
+                    let mut cause = std::error::Error::source(&e);
+                    while let Some(c) = cause {
+                        error.push_str(": ");
+                        error.push_str(&c.to_string());
+                        cause = c.source();
+                    }
+                    for (owner, _) in batch {
+                        not_queued[*owner] = Some(ListeningError::NotQueued {
+                            retryable,
+                            error: error.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        // Unreachable in practice (messages are cut at one billing unit), but never lost.
+        Err(e) => {
+            for owner in not_queued.iter_mut() {
+                *owner = Some(ListeningError::NotQueued {
+                    retryable: false,
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+
+    // 2. Then advance each queued poll's cursor and record its health.
+    for ((index, source, read, found, count), failed) in listened.into_iter().zip(not_queued) {
+        results[index] = Some(match failed {
+            Some(e) => Err(e),
+            None => commit(store, queue, &source, read, found, count, now, settings).await,
+        });
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every poll job has a result"))
+        .collect()
+}
+
+/// What reading one job's source found, before anything is queued or saved.
+enum Fetched {
+    /// Nothing to poll (unknown, switched-off or disabled source).
+    Finished(PollOutcome),
+    Read(Box<Read>),
+}
+
+/// A source, its cursor as read, and what the platform answered.
+struct Read {
+    source: Source,
+    cursor: Cursor,
+    result: Result<Listened, PlatformError>,
+}
+
+/// Runs one poll job on its own. `Err` only for infrastructure failures (store, queue):
+/// the job should then be retried by the queue. Platform failures are
+/// `Ok(PollOutcome::Failed)`.
 pub async fn poll_source<S, F>(
     store: &S,
     queue: &dyn MessageQueue,
@@ -104,11 +264,35 @@ where
     S: ConfigStore + CursorStore,
     F: ListenerFactory + ?Sized,
 {
+    let mut results = poll_jobs(
+        store,
+        queue,
+        listeners,
+        vec![Ok(job.clone())],
+        now,
+        settings,
+    )
+    .await;
+    results.pop().expect("one result per job")
+}
+
+/// Loads the job's source and cursor and asks the platform what is new.
+async fn fetch<S, F>(
+    store: &S,
+    listeners: &F,
+    job: &PollJob,
+    now: Timestamp,
+    settings: &PollerSettings,
+) -> Result<Fetched, ListeningError>
+where
+    S: ConfigStore + CursorStore,
+    F: ListenerFactory + ?Sized,
+{
     let skipped = |why| {
-        Ok(PollOutcome::Skipped {
+        Ok(Fetched::Finished(PollOutcome::Skipped {
             source_id: job.source_id.clone(),
             why,
-        })
+        }))
     };
     let Some(source) = store.get::<Source>(&job.source_id).await? else {
         tracing::warn!(source_id = %job.source_id, "poll job for an unknown source");
@@ -117,11 +301,11 @@ where
     if !source.enabled {
         return skipped("source switched off in config");
     }
-    let cursor = store
+    let read = store
         .get_cursor(&source.id)
         .await?
         .unwrap_or_else(|| Cursor::new(&source.id));
-    if cursor.health.disabled.is_some() {
+    if read.health.disabled.is_some() {
         return skipped("source disabled after repeated failures");
     }
 
@@ -131,40 +315,36 @@ where
                 max_pages: settings.max_pages,
                 now,
             };
-            listener.listen(&source, &cursor, limits).await
+            listener.listen(&source, &read, limits).await
         }
         Err(e) => Err(e),
     };
-    match fetched {
-        Ok(listened) => succeed(store, queue, &source, cursor, listened, now, settings).await,
-        Err(error) => fail(store, queue, &source, cursor, error, now, settings).await,
-    }
+    Ok(Fetched::Read(Box::new(Read {
+        source,
+        cursor: read,
+        result: fetched,
+    })))
 }
 
-async fn succeed<S: CursorStore>(
+/// After a poll's `count` mentions were queued: advances the cursor, records the source's
+/// health and reports a silence.
+#[allow(clippy::too_many_arguments)]
+async fn commit<S: CursorStore>(
     store: &S,
     queue: &dyn MessageQueue,
     source: &Source,
     read: Cursor,
-    listened: Listened,
+    found: Listened,
+    count: usize,
     now: Timestamp,
     settings: &PollerSettings,
 ) -> Result<PollOutcome, ListeningError> {
     let Listened {
-        mut mentions,
         cursor: advanced,
         caught_up,
         rate_limit,
-    } = listened;
-    for m in &mut mentions {
-        clip_text(m, settings.max_text_chars);
-        m.source_id.get_or_insert_with(|| source.id.clone());
-    }
-    let count = mentions.len();
-    // 1. Queue first. If this fails nothing is advanced and the job is retried.
-    send_mentions(queue, &source.id, mentions).await?;
-
-    // 2. Then advance the cursor and record health.
+        ..
+    } = found;
     let mut next = advanced;
     next.version = read.version;
     next.failure_weight = 0;
@@ -319,12 +499,11 @@ async fn save_merged<S: CursorStore>(store: &S, mut cursor: Cursor) -> Result<()
     })
 }
 
-/// Packs mentions into messages of about one SQS billing unit and sends them in batches.
-async fn send_mentions(
-    queue: &dyn MessageQueue,
+/// Packs one source's mentions into messages of about one SQS billing unit each.
+fn mention_messages(
     source_id: &str,
     mentions: Vec<Mention>,
-) -> Result<(), ListeningError> {
+) -> Result<Vec<String>, ListeningError> {
     let mut bodies = Vec::new();
     let mut chunk: Vec<Mention> = Vec::new();
     let mut chunk_bytes = 0;
@@ -340,10 +519,7 @@ async fn send_mentions(
     if !chunk.is_empty() {
         bodies.push(encode(source_id, chunk)?);
     }
-    for batch in pack_batches(bodies)? {
-        queue.send_batch(QueueName::Mentions, &batch).await?;
-    }
-    Ok(())
+    Ok(bodies)
 }
 
 fn encode(source_id: &str, mentions: Vec<Mention>) -> Result<String, serde_json::Error> {
