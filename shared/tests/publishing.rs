@@ -5,8 +5,14 @@
 #[path = "publishing/support.rs"]
 mod support;
 
-#[path = "publishing/fake_pds.rs"]
-mod fake_pds;
+// The one stateful fake Bluesky PDS, shared with the end-to-end suites (this crate's tests
+// cannot depend on hark-tests, so the file is included by path), with the faults it uses.
+#[allow(dead_code)]
+#[path = "../../tests/src/fakes/bluesky.rs"]
+mod bluesky_fake;
+#[allow(dead_code)]
+#[path = "../../tests/src/fakes/faults.rs"]
+mod faults;
 
 #[path = "publishing/bluesky.rs"]
 mod bluesky;

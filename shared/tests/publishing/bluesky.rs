@@ -1,4 +1,5 @@
-//! Bluesky publishing against the stateful fake PDS.
+//! Bluesky publishing against the stateful fake PDS (`tests/src/fakes/bluesky.rs`, the same
+//! fake the end-to-end suites use).
 
 use std::sync::Arc;
 
@@ -10,7 +11,10 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::fake_pds::{APP_PASSWORD, DID, FakePds, HANDLE};
+use crate::bluesky_fake::{
+    BLUESKY_APP_PASSWORD as APP_PASSWORD, BLUESKY_DID as DID, BLUESKY_HANDLE as HANDLE, FakePds,
+};
+use crate::faults::Fault;
 use crate::support::{assert_no_secret, clock, http, now, post, post_with_link};
 
 fn publisher(pds: &FakePds) -> BlueskyPublisher {
@@ -213,7 +217,7 @@ async fn given_a_wrong_app_password_when_publishing_then_auth_expired_without_th
 async fn given_a_lost_create_response_when_the_delivery_is_retried_then_exactly_one_post_exists() {
     let pds = FakePds::start().await;
     let bsky = publisher(&pds);
-    pds.lose_next_create_response(); // committed, but the client sees a 502
+    pds.answer_next_create_with_bad_gateway(); // committed, but the client sees a 502
 
     let first = bsky
         .publish(&post("launch"), "delivery-lost")
@@ -236,7 +240,8 @@ async fn given_a_lost_create_response_when_the_delivery_is_retried_then_exactly_
 async fn given_a_create_that_failed_before_commit_then_retryable_and_the_retry_creates_one_post() {
     let pds = FakePds::start().await;
     let bsky = publisher(&pds);
-    pds.fail_next_create();
+    let rkey = record_key("delivery-x");
+    pds.inject(&rkey, Fault::ServerError); // a 500 before anything is written
 
     let err = bsky
         .publish(&post("launch"), "delivery-x")
@@ -251,16 +256,21 @@ async fn given_a_create_that_failed_before_commit_then_retryable_and_the_retry_c
         pds.records().is_empty(),
         "the read-back found nothing, so nothing is claimed"
     );
+    assert_eq!(pds.injected(), vec![(rkey.clone(), Fault::ServerError)]);
 
     bsky.publish(&post("launch"), "delivery-x").await.unwrap();
     assert_eq!(pds.records().len(), 1);
+    assert_eq!(pds.writes(), vec![(rkey, "launch".to_owned())]);
 }
 
 #[tokio::test]
 async fn given_the_write_quota_is_spent_when_publishing_then_retryable_after_the_ratelimit_reset() {
-    let pds = FakePds::start().await;
-    let bsky = publisher(&pds);
-    pds.rate_limit_creates(now() + SignedDuration::from_secs(120));
+    // The PDS and the publisher share one clock, so `RateLimit-Reset` means the same to both.
+    let clock = clock();
+    let pds = FakePds::start_with_clock(clock.clone()).await;
+    let bsky = BlueskyPublisher::new(http(), pds.uri(), HANDLE, Secret::new(APP_PASSWORD))
+        .with_clock(clock.clone());
+    pds.spend_write_quota_until(now() + SignedDuration::from_secs(120));
 
     let err = bsky
         .publish(&post("launch"), "delivery-1")
@@ -273,6 +283,11 @@ async fn given_the_write_quota_is_spent_when_publishing_then_retryable_after_the
         "bluesky: temporarily unavailable (HTTP 429: RateLimitExceeded: Rate Limit Exceeded), retry in 120s"
     );
     assert!(pds.records().is_empty());
+
+    // Once the reset has passed, the quota is back and the retry creates the post.
+    clock.advance(SignedDuration::from_secs(120));
+    bsky.publish(&post("launch"), "delivery-1").await.unwrap();
+    assert_eq!(pds.records().len(), 1);
 }
 
 #[tokio::test]
@@ -290,6 +305,20 @@ async fn given_a_record_the_pds_refuses_when_publishing_then_permanent_with_its_
         "bluesky rejected the request (HTTP 400): InvalidRequest: Invalid app.bsky.feed.post record: Record/langs/0 must be a valid language code"
     );
     assert!(pds.records().is_empty());
+}
+
+#[tokio::test]
+async fn given_more_than_three_languages_when_publishing_then_the_first_three_are_declared_and_the_post_accepted()
+ {
+    // The lexicon allows at most 3 `langs`; the fake PDS refuses a fourth.
+    let pds = FakePds::start().await;
+    let langs = ["en", "de", "fr", "es"].map(str::to_owned);
+    let bsky = publisher(&pds).with_langs(langs);
+
+    bsky.publish(&post("hello"), "delivery-1").await.unwrap();
+
+    let record = &pds.records()[&record_key("delivery-1")];
+    assert_eq!(record["langs"], json!(["en", "de", "fr"]));
 }
 
 #[tokio::test]

@@ -1,15 +1,27 @@
-//! A Bluesky PDS (`platform-apis.md` §2.2–2.5), the way the publisher meets it:
-//! - `createSession` with the app password (401 `AuthenticationRequired` otherwise); the
-//!   session's DID document names this server as the account's PDS;
+//! A Bluesky PDS (`platform-apis.md` §2.2–2.5), the way the publisher meets it. The one
+//! fake for every Bluesky test: the hark-tests suites use it as a module, and the
+//! hark-shared client tests include this file by `#[path]` (they cannot depend on
+//! hark-tests), so the client tests and the end-to-end tests share one specification.
+//! - `createSession` with the app password (401 `AuthenticationRequired` otherwise, and
+//!   once the app password is revoked); the session's DID document names this server as
+//!   the account's PDS; [`FakePds::issue_session`] hands out a session as an entryway would;
 //! - access tokens that expire on demand and then answer **400 `ExpiredToken`** (not 401);
-//!   `refreshSession` rotates the pair;
-//! - `createRecord` checks the post (300 graphemes, 3000 bytes, `createdAt`, a TID record
-//!   key, facet byte ranges on character boundaries) and answers a second create at an
-//!   existing record key the way the real PDS does: the repository's MST insert throws and
-//!   the client gets a bare **500 `InternalServerError`**;
-//! - `getRecord` (400 `RecordNotFound`), `resolveHandle`;
+//!   forgotten (revoked) tokens answer **400 `InvalidToken`**; `refreshSession` rotates the
+//!   pair and answers 400 `ExpiredToken` / `InvalidToken` for an expired / unknown refresh
+//!   token;
+//! - `createRecord` checks the post (300 graphemes, 3000 bytes, `createdAt`, at most 3
+//!   valid `langs`, a TID record key, facet byte ranges on character boundaries and, as a
+//!   test oracle stricter than the real PDS, covering exactly their feature's text) and
+//!   answers a second create at an existing record key the way the real PDS does: the
+//!   repository's MST insert throws and the client gets a bare **500 `InternalServerError`**;
+//! - `getRecord` (400 `RecordNotFound`), `resolveHandle` over a directory of handles
+//!   (400 `InvalidRequest` "Unable to resolve handle" for unknown ones);
 //! - 429 `RateLimitExceeded` with `RateLimit-*` headers (`Reset` in unix seconds, on the
-//!   fake's clock);
+//!   fake's clock), either injected per record key ([`Fault::RateLimited`]) or account-wide
+//!   while the write quota is spent ([`FakePds::spend_write_quota_until`]);
+//! - creates that fail before anything is written ([`Fault::ServerError`]), whose answer
+//!   comes too late ([`Fault::LoseResponse`]), or whose answer a proxy replaces with a 502
+//!   after the commit ([`FakePds::answer_next_create_with_bad_gateway`]);
 //! - `app.bsky.feed.searchPosts` for listening (§2.1): signed-in only, `sort=latest` by
 //!   `sortAt` (the earlier of `createdAt` and `indexedAt`), `since` inclusive / `until`
 //!   exclusive on `sortAt`, `limit` 1–100 (default 25), an offset `cursor`, `RateLimit-*`
@@ -48,10 +60,17 @@ struct PdsState {
     /// Every `createRecord` that wrote a record, as (rkey, text): a second write at a key
     /// is impossible, so this list is the platform's view of "posts made".
     writes: Vec<(String, String)>,
+    /// handle → DID, for `resolveHandle` and for checking mention facets.
+    directory: HashMap<String, String>,
+    /// The NSID of every call, in order.
     calls: Vec<String>,
     faults: FaultPlan,
     lost_response_delay: Duration,
     app_password_revoked: bool,
+    /// The account's write quota is spent until then (on `clock`): every create answers 429.
+    write_quota_reset: Option<Timestamp>,
+    /// The next committed create is answered with a proxy's 502 instead of its result.
+    bad_gateway_after_next_create: bool,
     /// Posts others made, as search returns them (postViews).
     feed: Vec<Value>,
     /// Searches left before every access token expires.
@@ -81,10 +100,13 @@ impl FakePds {
             issued: 0,
             records: BTreeMap::new(),
             writes: Vec::new(),
+            directory: HashMap::from([(BLUESKY_HANDLE.to_owned(), BLUESKY_DID.to_owned())]),
             calls: Vec::new(),
             faults: FaultPlan::default(),
             lost_response_delay: Duration::from_secs(2),
             app_password_revoked: false,
+            write_quota_reset: None,
+            bad_gateway_after_next_create: false,
             feed: Vec::new(),
             searches_until_expiry: None,
         }));
@@ -113,17 +135,54 @@ impl FakePds {
         self.state().lost_response_delay = delay;
     }
 
+    /// A session for the account that this PDS accepts, as an entryway (`bsky.social`)
+    /// would issue it: its DID document names this server as the account's PDS.
+    pub fn issue_session(&self) -> Value {
+        issue(&mut self.state())
+    }
+
+    /// Another account `resolveHandle` knows (mention facets may then name `did`).
+    pub fn register_handle(&self, handle: &str, did: &str) {
+        self.state()
+            .directory
+            .insert(handle.to_owned(), did.to_owned());
+    }
+
     /// Every access token issued so far is now expired (the 2-hour lifetime passed).
     pub fn expire_access_tokens(&self) {
         self.state().access.values_mut().for_each(|e| *e = true);
     }
 
-    /// The app password was deleted: sessions die, logins fail.
-    pub fn revoke_app_password(&self) {
+    /// Every refresh token issued so far is now expired (the 90-day lifetime passed):
+    /// `refreshSession` answers 400 `ExpiredToken` and only a new login helps.
+    pub fn expire_refresh_tokens(&self) {
+        self.state().refresh.values_mut().for_each(|e| *e = true);
+    }
+
+    /// Every session is forgotten (signed out elsewhere, or the PDS lost its session
+    /// store): its tokens now answer 400 `InvalidToken`. The app password still works.
+    pub fn revoke_sessions(&self) {
         let mut state = self.state();
         state.access.clear();
         state.refresh.clear();
-        state.app_password_revoked = true;
+    }
+
+    /// The app password was deleted: sessions die, logins fail.
+    pub fn revoke_app_password(&self) {
+        self.revoke_sessions();
+        self.state().app_password_revoked = true;
+    }
+
+    /// The account's write quota (5,000 points an hour) is spent: every create answers 429
+    /// with `RateLimit-Reset: reset` until the fake's clock reaches `reset`.
+    pub fn spend_write_quota_until(&self, reset: Timestamp) {
+        self.state().write_quota_reset = Some(reset);
+    }
+
+    /// The next create that gets written is committed, but a proxy in front of the PDS
+    /// answers 502 with an HTML page: the client cannot tell whether the post exists.
+    pub fn answer_next_create_with_bad_gateway(&self) {
+        self.state().bad_gateway_after_next_create = true;
     }
 
     /// The stored posts: rkey → record.
@@ -148,6 +207,11 @@ impl FakePds {
     /// How many times `nsid` was called.
     pub fn calls(&self, nsid: &str) -> usize {
         self.state().calls.iter().filter(|c| *c == nsid).count()
+    }
+
+    /// How many requests reached the PDS at all.
+    pub fn total_calls(&self) -> usize {
+        self.state().calls.len()
     }
 
     /// Someone (`handle`) posted `text` at `at` (created and indexed then): search finds it
@@ -231,12 +295,12 @@ impl Respond for Pds {
             "com.atproto.repo.createRecord" => create_record(&mut state, request),
             "com.atproto.repo.getRecord" => get_record(&state, request),
             "app.bsky.feed.searchPosts" => search_posts(&mut state, request),
-            "com.atproto.identity.resolveHandle" => match query(request, "handle").as_deref() {
-                Some(BLUESKY_HANDLE) => {
-                    ResponseTemplate::new(200).set_body_json(json!({ "did": BLUESKY_DID }))
+            "com.atproto.identity.resolveHandle" => {
+                match query(request, "handle").and_then(|h| state.directory.get(&h).cloned()) {
+                    Some(did) => ResponseTemplate::new(200).set_body_json(json!({ "did": did })),
+                    None => error(400, "InvalidRequest", "Unable to resolve handle"),
                 }
-                _ => error(400, "InvalidRequest", "Unable to resolve handle"),
-            },
+            }
             _ => error(501, "MethodNotImplemented", "Method Not Implemented"),
         }
     }
@@ -249,8 +313,8 @@ fn issue(state: &mut PdsState) -> Value {
     state.access.insert(access.clone(), false);
     state.refresh.insert(refresh.clone(), false);
     json!({
-        "did": BLUESKY_DID, "handle": BLUESKY_HANDLE, "active": true,
-        "accessJwt": access, "refreshJwt": refresh,
+        "did": BLUESKY_DID, "handle": BLUESKY_HANDLE, "email": "ops@example.com",
+        "emailConfirmed": true, "active": true, "accessJwt": access, "refreshJwt": refresh,
         "didDoc": {
             "id": BLUESKY_DID,
             "service": [{ "id": "#atproto_pds", "type": "AtprotoPersonalDataServer",
@@ -295,33 +359,52 @@ fn refresh_session(state: &mut PdsState, request: &Request) -> ResponseTemplate 
     }
 }
 
+/// `^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$` (checked per character, so
+/// a non-ASCII key is refused rather than sliced mid-character).
 fn is_tid(s: &str) -> bool {
     const ALPHABET: &str = "234567abcdefghijklmnopqrstuvwxyz";
-    s.len() == 13 && "234567abcdefghij".contains(&s[..1]) && s.chars().all(|c| ALPHABET.contains(c))
+    s.len() == 13
+        && s.starts_with(|c: char| "234567abcdefghij".contains(c))
+        && s.chars().all(|c| ALPHABET.contains(c))
+}
+
+/// 429 `RateLimitExceeded` with the PDS's `RateLimit-*` headers for the write quota.
+fn rate_limited(reset: Timestamp) -> ResponseTemplate {
+    fixture_error(
+        429,
+        include_str!("../../fixtures/bluesky/error_rate_limit.json"),
+    )
+    .insert_header("RateLimit-Limit", "5000")
+    .insert_header("RateLimit-Remaining", "0")
+    .insert_header("RateLimit-Reset", reset.as_second().to_string().as_str())
+    .insert_header("RateLimit-Policy", "5000;w=3600")
 }
 
 fn create_record(state: &mut PdsState, request: &Request) -> ResponseTemplate {
-    match bearer(request).map(|t| state.access.get(&t).copied()) {
-        None => return error(401, "AuthenticationRequired", "Authentication Required"),
-        Some(None) => {
-            return fixture_error(
-                400,
-                include_str!("../../fixtures/bluesky/error_invalid_token.json"),
-            );
+    if let Some(refused) = refuse_access(state, request) {
+        return refused;
+    }
+    // The write quota is charged per account before the handler runs.
+    if let Some(reset) = state.write_quota_reset {
+        if state.clock.now() < reset {
+            return rate_limited(reset);
         }
-        Some(Some(true)) => {
-            return fixture_error(
-                400,
-                include_str!("../../fixtures/bluesky/error_expired_token.json"),
-            );
-        }
-        Some(Some(false)) => {}
+        state.write_quota_reset = None;
     }
     let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
         return error(400, "InvalidRequest", "Input must be an object");
     };
-    if body["repo"] != BLUESKY_DID || body["collection"] != COLLECTION {
-        return error(400, "InvalidRequest", "Could not find repo or collection");
+    if body["repo"] != BLUESKY_DID {
+        let repo = body["repo"].as_str().unwrap_or_default();
+        return error(
+            400,
+            "InvalidRequest",
+            &format!("Could not find repo: {repo}"),
+        );
+    }
+    if body["collection"] != COLLECTION {
+        // The real PDS stores any collection; this fake only knows posts.
+        return error(400, "InvalidRequest", "Unexpected collection");
     }
     let Some(rkey) = body["rkey"]
         .as_str()
@@ -339,20 +422,12 @@ fn create_record(state: &mut PdsState, request: &Request) -> ResponseTemplate {
             );
         }
         Some(Fault::RateLimited { reset_in }) => {
-            let reset = (state.clock.now() + reset_in).as_second().to_string();
-            return fixture_error(
-                429,
-                include_str!("../../fixtures/bluesky/error_rate_limit.json"),
-            )
-            .insert_header("RateLimit-Limit", "5000")
-            .insert_header("RateLimit-Remaining", "0")
-            .insert_header("RateLimit-Reset", reset.as_str())
-            .insert_header("RateLimit-Policy", "5000;w=3600");
+            return rate_limited(state.clock.now() + reset_in);
         }
         Some(Fault::LoseResponse) | None => {}
     }
     let record = body["record"].clone();
-    if let Err(reason) = validate_post(&record) {
+    if let Err(reason) = validate_post(&record, &state.directory) {
         return error(
             400,
             "InvalidRequest",
@@ -370,6 +445,11 @@ fn create_record(state: &mut PdsState, request: &Request) -> ResponseTemplate {
     let text = record["text"].as_str().unwrap_or_default().to_owned();
     state.records.insert(rkey.clone(), (cid.clone(), record));
     state.writes.push((rkey.clone(), text));
+    if state.bad_gateway_after_next_create {
+        state.bad_gateway_after_next_create = false;
+        return ResponseTemplate::new(502)
+            .set_body_raw("<html>502 Bad Gateway</html>", "text/html");
+    }
     let response = ResponseTemplate::new(200).set_body_json(json!({
         "uri": format!("at://{BLUESKY_DID}/{COLLECTION}/{rkey}"),
         "cid": cid,
@@ -383,7 +463,11 @@ fn create_record(state: &mut PdsState, request: &Request) -> ResponseTemplate {
     }
 }
 
-fn validate_post(record: &Value) -> Result<(), String> {
+/// The lexicon checks of `app.bsky.feed.post`, plus (stricter than the real PDS, which
+/// accepts any range) that each facet covers exactly the text its feature stands for: a
+/// link facet its URI, a tag facet `#tag`, a mention facet `@handle` of the mentioned DID
+/// in `directory`. A misplaced range would make the app link the wrong characters.
+fn validate_post(record: &Value, directory: &HashMap<String, String>) -> Result<(), String> {
     if record["$type"] != COLLECTION {
         return Err("Record/$type must be app.bsky.feed.post".into());
     }
@@ -401,6 +485,17 @@ fn validate_post(record: &Value) -> Result<(), String> {
         .ok_or("Record/createdAt must be a string")?;
     if !created.ends_with('Z') || created.parse::<Timestamp>().is_err() {
         return Err("Record/createdAt must be an valid atproto datetime".into());
+    }
+    if let Some(langs) = record.get("langs") {
+        let langs = langs.as_array().ok_or("Record/langs must be an array")?;
+        if langs.len() > 3 {
+            return Err("Record/langs must not have more than 3 elements".into());
+        }
+        for (i, lang) in langs.iter().enumerate() {
+            if !lang.as_str().is_some_and(is_language_tag) {
+                return Err(format!("Record/langs/{i} must be a valid language code"));
+            }
+        }
     }
     let mut previous_end = 0;
     for (i, facet) in record["facets"]
@@ -427,8 +522,44 @@ fn validate_post(record: &Value) -> Result<(), String> {
             ));
         }
         previous_end = end;
+        let covered = &text[start..end];
+        let feature = &facet["features"][0];
+        let expected = match feature["$type"].as_str() {
+            Some("app.bsky.richtext.facet#link") => feature["uri"].as_str().map(str::to_owned),
+            Some("app.bsky.richtext.facet#tag") => {
+                let tag = feature["tag"].as_str().unwrap_or_default();
+                if tag.graphemes(true).count() > 64 || tag.len() > 640 {
+                    return Err(format!(
+                        "Record/facets/{i}/features/0/tag must not be longer than 64 graphemes"
+                    ));
+                }
+                Some(format!("#{tag}"))
+            }
+            Some("app.bsky.richtext.facet#mention") => {
+                let did = feature["did"].as_str().unwrap_or_default();
+                directory
+                    .iter()
+                    .find(|(_, d)| *d == did)
+                    .map(|(handle, _)| format!("@{handle}"))
+            }
+            _ => None,
+        };
+        if expected.as_deref() != Some(covered) {
+            return Err(format!(
+                "Record/facets/{i} covers {covered:?}, which does not match its feature {feature}"
+            ));
+        }
     }
     Ok(())
+}
+
+/// A BCP-47-shaped language tag: a 2–3 letter primary subtag, then alphanumeric subtags.
+fn is_language_tag(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    parts
+        .next()
+        .is_some_and(|p| (2..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphabetic()))
+        && parts.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 fn get_record(state: &PdsState, request: &Request) -> ResponseTemplate {
