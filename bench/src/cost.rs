@@ -2,8 +2,9 @@
 //! backend (real SQLite in a temp dir) behind the counting decorators of [`metered`], with
 //! a simulated clock advancing one scheduler tick (one minute) at a time.
 //!
-//! Listening: `sources` Mastodon sources polled every minute, each poll finding `per_page`
-//! new statuses on the fake instance; three campaigns (two match most statuses, one almost
+//! Listening: `sources` Mastodon sources polled every minute, each timeline page holding
+//! `per_page` new statuses on the fake instance (a full page, 40, makes the poll read up
+//! to its page cap, 5 pages); three campaigns (two match most statuses, one almost
 //! none) with trigger rules whose actions put EventBridge events. Every tick runs what the
 //! cloud runs: the scheduler (schedule polls, dispatch due posts, re-send pending trigger
 //! events), then the poller, processor and actions on what the queues hold, batched as
@@ -12,7 +13,8 @@
 //! over the run, each published and announced (PostPublished → actions → EventBridge).
 //!
 //! Lambda duration per invocation = compute measured here + [`AWS_REQUEST_MS`] per AWS
-//! request the adapters would make + [`PLATFORM_REQUEST_MS`] per platform request, billed
+//! request the adapters would make + [`PLATFORM_REQUEST_MS`] per platform request (for the
+//! poller, per request of one source: it polls a batch's sources concurrently), billed
 //! per started millisecond at 128 MB.
 //!
 //! [`metered`]: crate::metered
@@ -31,7 +33,7 @@ use hark_shared::analysis::{Analyzer, Languages};
 use hark_shared::clock::{Clock, ManualClock};
 use hark_shared::domain::{Campaign, Channel, ScheduledPost, Source};
 use hark_shared::embedded::{EmbeddedOptions, EmbeddedStore};
-use hark_shared::listening::{PollerSettings, handle_poll_batch, schedule_polls};
+use hark_shared::listening::{PollOutcome, PollerSettings, handle_poll_batch, schedule_polls};
 use hark_shared::platforms::HttpClient;
 use hark_shared::platforms::listeners::PlatformListeners;
 use hark_shared::ports::{ConfigStore, MessageQueue, QueueName, ReceivedMessage};
@@ -143,6 +145,8 @@ impl Bill {
 #[derive(Debug, Clone)]
 pub struct CostReport {
     pub mentions: u64,
+    /// Poll jobs that polled their source (the listening run's mentions came in these).
+    pub polls: u64,
     pub posts_published: u64,
     pub listening: (Usage, LambdaUsage),
     pub publishing: (Usage, LambdaUsage),
@@ -164,6 +168,7 @@ struct Pipeline<'a> {
     processor: Processor,
     listeners: PlatformListeners,
     publishers: PlatformPublishers,
+    polls: std::sync::atomic::AtomicU64,
 }
 
 pub async fn run(corpus: Arc<Corpus>, workload: Workload) -> Result<CostReport, String> {
@@ -197,6 +202,7 @@ pub async fn run(corpus: Arc<Corpus>, workload: Workload) -> Result<CostReport, 
             Arc::new(EnvSecretResolver),
             clock.clone() as Arc<dyn Clock>,
         ),
+        polls: std::sync::atomic::AtomicU64::new(0),
     };
     seed_listening(&store, &fake, workload.sources).await?;
 
@@ -238,6 +244,7 @@ pub async fn run(corpus: Arc<Corpus>, workload: Workload) -> Result<CostReport, 
         / sample as f64;
     Ok(CostReport {
         mentions,
+        polls: pipeline.polls.load(std::sync::atomic::Ordering::Relaxed),
         posts_published,
         listening: (listening_usage, listening),
         publishing: (publishing_usage, publishing),
@@ -408,7 +415,10 @@ impl Pipeline<'_> {
                 )
                 .await;
                 for (m, outcome) in messages.iter().zip(outcomes) {
-                    outcome.map_err(|e| format!("poll: {e}"))?;
+                    if let PollOutcome::Polled { .. } = outcome.map_err(|e| format!("poll: {e}"))? {
+                        self.polls
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     done.push(m);
                 }
             }
@@ -463,7 +473,15 @@ impl Pipeline<'_> {
                 .map_err(|e| format!("delete from {queue}: {e}"))?;
         }
         let usage = self.store.usage().minus(&before);
-        lambda.add(compute, &usage, self.fake.requests() - platform);
+        let mut platform_requests = self.fake.requests() - platform;
+        if queue == QueueName::Poll {
+            // The poller polls a batch's sources concurrently: their platform requests
+            // overlap. Every source here makes as many requests as the others, so the
+            // invocation waits for one source's share. (AWS requests are still summed: the
+            // model stays an upper bound there.)
+            platform_requests = platform_requests.div_ceil(messages.len() as u64);
+        }
+        lambda.add(compute, &usage, platform_requests);
         Ok(true)
     }
 }

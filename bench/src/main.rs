@@ -234,7 +234,7 @@ async fn cost_section(
         ..cost::Workload::default()
     };
     println!(
-        "\n## Cost (embedded backend + counting ports; {} ticks, {} sources, {} new statuses per poll, {} posts)\n",
+        "\n## Cost (embedded backend + counting ports; {} ticks, {} sources, {} new statuses per timeline page, {} posts)\n",
         workload.ticks, workload.sources, workload.per_page, workload.posts
     );
     let r = cost::run(corpus, workload).await?;
@@ -261,8 +261,11 @@ async fn cost_section(
         );
     }
     println!(
-        "mentions {}, posts published {}",
-        r.mentions, r.posts_published
+        "mentions {} in {} polls ({:.1} per poll), posts published {}",
+        r.mentions,
+        r.polls,
+        r.mentions as f64 / r.polls.max(1) as f64,
+        r.posts_published
     );
     println!("\nlistening, DynamoDB by operation, per mention:");
     let per = r.mentions.max(1) as f64;
