@@ -407,9 +407,14 @@ impl<S: TriggerStore> TriggerStore for Metered<S> {
         key: &str,
         limit: u32,
         expires_at: Timestamp,
+        taker: Option<&str>,
     ) -> Result<bool, StoreError> {
-        self.write("take_budget", KEY_OVERHEAD + key.len());
-        self.inner.take_budget(key, limit, expires_at).await
+        // A named taker is written into the budget item's set of takers too.
+        self.write(
+            "take_budget",
+            KEY_OVERHEAD + key.len() + taker.map_or(0, str::len),
+        );
+        self.inner.take_budget(key, limit, expires_at, taker).await
     }
 }
 

@@ -366,7 +366,9 @@ where
     S: ConfigStore + DeliveryStore + TriggerStore,
 {
     let id = action_post_id("auto", &fired.event_id, index);
-    // Redelivered event: the post exists, the gate already let it through once.
+    // Redelivered event: the post exists, the gate already let it through once. (If an
+    // earlier delivery passed the gate but failed to store the post, the gate runs again
+    // below and knows the post by its id: no second budget unit.)
     if let Some(existing) = store.get::<ScheduledPost>(&id).await? {
         return Ok(match publish_post_now(store, queue, existing, now).await? {
             Ok(id) => Gated::Posted(id),
@@ -374,7 +376,7 @@ where
         });
     }
     let kill: Option<KillSwitch> = store.get(KILL_SWITCH_ID).await?;
-    let (at, draft) = match gate(store, campaign, template, kill.as_ref(), now).await? {
+    let (at, draft) = match gate(store, campaign, template, &id, kill.as_ref(), now).await? {
         GateDecision::Refuse(why) => return Ok(Gated::Held(why)),
         GateDecision::Publish { at } => (at, None),
         GateDecision::Draft { at, expires_at } => (

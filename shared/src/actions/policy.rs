@@ -59,13 +59,17 @@ pub enum GateDecision {
     Refuse(String),
 }
 
-/// Decides for an automatic post of `campaign` made by the firing `event_id` at `now`.
+/// Decides for the automatic post `taker` (its post id) of `campaign` at `now`.
 /// Takes one unit of the campaign's daily budget when it lets the post through (drafts
-/// count: approval should not be a way around the budget).
+/// count: approval should not be a way around the budget). The unit is taken in the
+/// post's name before the post is stored: if storing fails and the firing is redelivered,
+/// the gate runs again for the same post and lets it through on the unit it already holds,
+/// instead of counting a second one.
 pub async fn gate<S: TriggerStore>(
     store: &S,
     campaign: &Campaign,
     template: &PublishTemplate,
+    taker: &str,
     kill_switch: Option<&KillSwitch>,
     now: Timestamp,
 ) -> Result<GateDecision, StoreError> {
@@ -96,7 +100,7 @@ pub async fn gate<S: TriggerStore>(
     // The counter may be forgotten two days after the local day ends.
     let expires = at + SignedDuration::from_hours(72);
     if !store
-        .take_budget(&budget_key, policy.daily_budget, expires)
+        .take_budget(&budget_key, policy.daily_budget, expires, Some(taker))
         .await?
     {
         return Ok(GateDecision::Refuse(format!(

@@ -1,5 +1,7 @@
 //! The policy gate, the crisis brake and the alert text, on the embedded store.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use jiff::Timestamp;
 
 use super::*;
@@ -8,7 +10,9 @@ use crate::domain::{
 };
 use crate::embedded::{EmbeddedOptions, EmbeddedStore};
 use crate::events::{Figures, SampleMention, TermCount};
-use crate::ports::MessageQueue;
+use crate::ports::{
+    CreateOutcome, EntityKind, FireOutcome, Firing, FiringRecord, MessageQueue, TriggerState,
+};
 
 fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -71,7 +75,9 @@ async fn given_quiet_hours_across_the_spring_dst_change_then_the_post_waits_unti
     // 2026-03-29 is the spring-forward night in Berlin (02:00 → 03:00). 01:30 UTC is
     // 03:30 CEST, inside the quiet hours; they end at 07:00 CEST = 05:00 UTC.
     let now = t("2026-03-29T01:30:00Z");
-    let d = gate(&s, &c, &template(None), None, now).await.unwrap();
+    let d = gate(&s, &c, &template(None), "auto-1", None, now)
+        .await
+        .unwrap();
     assert_eq!(
         d,
         GateDecision::Publish {
@@ -79,9 +85,16 @@ async fn given_quiet_hours_across_the_spring_dst_change_then_the_post_waits_unti
         }
     );
     // The evening before (23:30 CET = 22:30 UTC): until 07:00 CEST next morning.
-    let d = gate(&s, &c, &template(None), None, t("2026-03-28T22:30:00Z"))
-        .await
-        .unwrap();
+    let d = gate(
+        &s,
+        &c,
+        &template(None),
+        "auto-1",
+        None,
+        t("2026-03-28T22:30:00Z"),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         d,
         GateDecision::Publish {
@@ -91,7 +104,9 @@ async fn given_quiet_hours_across_the_spring_dst_change_then_the_post_waits_unti
     // Outside the quiet hours: now.
     let noon = t("2026-03-29T10:00:00Z");
     assert_eq!(
-        gate(&s, &c, &template(None), None, noon).await.unwrap(),
+        gate(&s, &c, &template(None), "auto-1", None, noon)
+            .await
+            .unwrap(),
         GateDecision::Publish { at: noon }
     );
 }
@@ -101,9 +116,16 @@ async fn given_quiet_hours_across_the_autumn_dst_change_then_seven_local_is_six_
     let s = store();
     let c = campaign(berlin_quiet());
     // 2026-10-25: back to CET at 03:00 CEST. 02:30 UTC is 03:30 CET; 07:00 CET = 06:00 UTC.
-    let d = gate(&s, &c, &template(None), None, t("2026-10-25T02:30:00Z"))
-        .await
-        .unwrap();
+    let d = gate(
+        &s,
+        &c,
+        &template(None),
+        "auto-1",
+        None,
+        t("2026-10-25T02:30:00Z"),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         d,
         GateDecision::Publish {
@@ -122,15 +144,15 @@ async fn given_a_spent_daily_budget_then_the_gate_refuses_until_the_next_local_d
     });
     // 2026-06-02 02:00 UTC is still June 1st in New York.
     let late_evening = t("2026-06-02T02:00:00Z");
-    for _ in 0..2 {
+    for post in ["auto-1", "auto-2"] {
         assert!(matches!(
-            gate(&s, &c, &template(None), None, late_evening)
+            gate(&s, &c, &template(None), post, None, late_evening)
                 .await
                 .unwrap(),
             GateDecision::Publish { .. }
         ));
     }
-    let refused = gate(&s, &c, &template(None), None, late_evening)
+    let refused = gate(&s, &c, &template(None), "auto-3", None, late_evening)
         .await
         .unwrap();
     assert!(
@@ -139,11 +161,44 @@ async fn given_a_spent_daily_budget_then_the_gate_refuses_until_the_next_local_d
     );
     // Five hours later it is June 2nd in New York: a new budget.
     assert!(matches!(
-        gate(&s, &c, &template(None), None, t("2026-06-02T05:00:00Z"))
-            .await
-            .unwrap(),
+        gate(
+            &s,
+            &c,
+            &template(None),
+            "auto-3",
+            None,
+            t("2026-06-02T05:00:00Z")
+        )
+        .await
+        .unwrap(),
         GateDecision::Publish { .. }
     ));
+}
+
+#[tokio::test]
+async fn given_the_same_post_twice_then_the_gate_counts_one_budget_unit() {
+    let s = store();
+    let c = campaign(PublishPolicy {
+        daily_budget: 1,
+        ..PublishPolicy::default()
+    });
+    let now = t("2026-06-02T12:00:00Z");
+    for _ in 0..2 {
+        assert_eq!(
+            gate(&s, &c, &template(None), "auto-1", None, now)
+                .await
+                .unwrap(),
+            GateDecision::Publish { at: now },
+            "the post holds the unit it took"
+        );
+    }
+    let other = gate(&s, &c, &template(None), "auto-2", None, now)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&other, GateDecision::Refuse(why) if why.contains("daily budget of 1")),
+        "{other:?}"
+    );
 }
 
 #[tokio::test]
@@ -155,7 +210,7 @@ async fn given_the_kill_switch_then_nothing_is_published_and_the_budget_is_untou
     });
     let now = t("2026-06-02T12:00:00Z");
     let kill = KillSwitch::new(true, Some("incident 42".into()), now);
-    let d = gate(&s, &c, &template(None), Some(&kill), now)
+    let d = gate(&s, &c, &template(None), "auto-1", Some(&kill), now)
         .await
         .unwrap();
     assert!(
@@ -163,7 +218,7 @@ async fn given_the_kill_switch_then_nothing_is_published_and_the_budget_is_untou
     );
     let off = KillSwitch::new(false, None, now);
     assert!(matches!(
-        gate(&s, &c, &template(None), Some(&off), now)
+        gate(&s, &c, &template(None), "auto-2", Some(&off), now)
             .await
             .unwrap(),
         GateDecision::Publish { .. }
@@ -179,7 +234,9 @@ async fn given_approval_required_then_a_draft_that_expires_after_the_policy_dead
     });
     let now = t("2026-06-02T12:00:00Z");
     assert_eq!(
-        gate(&s, &c, &template(None), None, now).await.unwrap(),
+        gate(&s, &c, &template(None), "auto-1", None, now)
+            .await
+            .unwrap(),
         GateDecision::Draft {
             at: now,
             expires_at: t("2026-06-03T12:00:00Z")
@@ -187,7 +244,7 @@ async fn given_approval_required_then_a_draft_that_expires_after_the_policy_dead
     );
     // The action may waive it.
     assert_eq!(
-        gate(&s, &c, &template(Some(Approval::None)), None, now)
+        gate(&s, &c, &template(Some(Approval::None)), "auto-2", None, now)
             .await
             .unwrap(),
         GateDecision::Publish { at: now }
@@ -257,8 +314,8 @@ fn given_a_template_then_placeholders_are_filled_from_the_firing() {
     );
 }
 
-async fn seed_queued_post(s: &EmbeddedStore, id: &str, at: Timestamp, now: Timestamp) -> Delivery {
-    s.upsert(&Channel {
+fn brand_channel() -> Channel {
+    Channel {
         id: "brand".into(),
         platform: crate::domain::Platform::Mastodon,
         base_url: Some("https://m.example".into()),
@@ -266,9 +323,11 @@ async fn seed_queued_post(s: &EmbeddedStore, id: &str, at: Timestamp, now: Times
         token: Some("env:T".parse().unwrap()),
         webhook: None,
         max_chars: None,
-    })
-    .await
-    .unwrap();
+    }
+}
+
+async fn seed_queued_post(s: &EmbeddedStore, id: &str, at: Timestamp, now: Timestamp) -> Delivery {
+    s.upsert(&brand_channel()).await.unwrap();
     let post: ScheduledPost = serde_json::from_value(serde_json::json!({
         "id": id, "campaign": "launch", "at": at.to_string(), "channels": ["brand"], "text": "Big news"
     }))
@@ -508,4 +567,190 @@ async fn given_an_alert_that_failed_for_good_then_one_action_failed_event_and_th
         .await
         .unwrap();
     assert_eq!(outcome.failed_actions, 0);
+}
+
+/// The embedded store, except that the first write of a post fails as in a store outage:
+/// the automatic post has passed the gate but is not stored, so the firing is redelivered.
+struct PostWriteFailsOnce {
+    inner: EmbeddedStore,
+    failed: AtomicBool,
+}
+
+impl PostWriteFailsOnce {
+    fn new() -> Self {
+        PostWriteFailsOnce {
+            inner: store(),
+            failed: AtomicBool::new(false),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ConfigStore for PostWriteFailsOnce {
+    async fn get_document(
+        &self,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        self.inner.get_document(kind, id).await
+    }
+
+    async fn put_document(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        doc: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        if kind == EntityKind::Post && !self.failed.swap(true, Ordering::SeqCst) {
+            return Err(StoreError::Backend {
+                operation: "put_document",
+                retryable: true,
+                source: "the store is unavailable".into(),
+            });
+        }
+        self.inner.put_document(kind, id, doc).await
+    }
+
+    async fn list_documents(&self, kind: EntityKind) -> Result<Vec<serde_json::Value>, StoreError> {
+        self.inner.list_documents(kind).await
+    }
+}
+
+#[async_trait::async_trait]
+impl DeliveryStore for PostWriteFailsOnce {
+    async fn create_delivery(&self, delivery: &Delivery) -> Result<CreateOutcome, StoreError> {
+        self.inner.create_delivery(delivery).await
+    }
+
+    async fn get_delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        self.inner.get_delivery(id).await
+    }
+
+    async fn update_delivery(&self, delivery: &Delivery) -> Result<Delivery, StoreError> {
+        self.inner.update_delivery(delivery).await
+    }
+
+    async fn list_due(&self, now: Timestamp, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.list_due(now, limit).await
+    }
+
+    async fn list_to_settle(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.list_to_settle(now, limit).await
+    }
+
+    async fn list_deliveries(&self, post_id: Option<&str>) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.list_deliveries(post_id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl TriggerStore for PostWriteFailsOnce {
+    async fn fire_once(&self, firing: &Firing) -> Result<FireOutcome, StoreError> {
+        self.inner.fire_once(firing).await
+    }
+
+    async fn trigger_state(
+        &self,
+        campaign: &str,
+        rule: &str,
+    ) -> Result<Option<TriggerState>, StoreError> {
+        self.inner.trigger_state(campaign, rule).await
+    }
+
+    async fn mark_announced(
+        &self,
+        campaign: &str,
+        rule: &str,
+        window_start: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .mark_announced(campaign, rule, window_start)
+            .await
+    }
+
+    async fn record_firing(&self, record: &FiringRecord) -> Result<(), StoreError> {
+        self.inner.record_firing(record).await
+    }
+
+    async fn list_firings(&self, campaign: &str) -> Result<Vec<FiringRecord>, StoreError> {
+        self.inner.list_firings(campaign).await
+    }
+
+    async fn take_budget(
+        &self,
+        key: &str,
+        limit: u32,
+        expires_at: Timestamp,
+        taker: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.inner.take_budget(key, limit, expires_at, taker).await
+    }
+}
+
+#[tokio::test]
+async fn given_a_post_not_stored_after_the_gate_when_the_firing_is_redelivered_then_one_budget_unit_is_taken()
+ {
+    let s = PostWriteFailsOnce::new();
+    let now = t("2026-06-02T12:00:00Z");
+    s.upsert(&campaign(PublishPolicy {
+        daily_budget: 2,
+        ..PublishPolicy::default()
+    }))
+    .await
+    .unwrap();
+    s.upsert(&brand_channel()).await.unwrap();
+    let firing = |event_id: &str| {
+        let mut f = fired(vec![TriggerAction::Publish(template(None))]);
+        f.event_id = event_id.into();
+        serde_json::to_string(&HarkEvent::TriggerFired(Box::new(f))).unwrap()
+    };
+    let first = firing("trigger:launch:wave:1780000000");
+    let first_post = action_post_id("auto", "trigger:launch:wave:1780000000", 0);
+
+    // The gate lets the post through, then storing it fails: the message fails, to be
+    // redelivered, and nothing is stored.
+    let err = handle_event_message(&s, &s.inner, None, &first, now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ActionError::Store(e) if e.is_retryable()),
+        "{err:?}"
+    );
+    assert!(s.get::<ScheduledPost>(&first_post).await.unwrap().is_none());
+
+    // Redelivered: the post goes out on the unit the first attempt took.
+    let outcome = handle_event_message(&s, &s.inner, None, &first, now)
+        .await
+        .unwrap();
+    assert_eq!(outcome.posts, vec![first_post.clone()]);
+    assert!(outcome.refused.is_empty(), "{outcome:?}");
+    assert_eq!(s.list_deliveries(Some(&first_post)).await.unwrap().len(), 1);
+
+    // A later firing the same day still gets its post: the budget of 2 counted one unit.
+    let second = firing("trigger:launch:wave:1780003600");
+    let outcome = handle_event_message(&s, &s.inner, None, &second, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.posts,
+        vec![action_post_id("auto", "trigger:launch:wave:1780003600", 0)],
+        "{outcome:?}"
+    );
+    assert!(outcome.refused.is_empty(), "{outcome:?}");
+
+    // A third is held back: the two posts spent the budget, nothing else did.
+    let third = firing("trigger:launch:wave:1780007200");
+    let outcome = handle_event_message(&s, &s.inner, None, &third, now)
+        .await
+        .unwrap();
+    assert!(outcome.posts.is_empty(), "{outcome:?}");
+    assert_eq!(outcome.refused.len(), 1);
+    assert!(
+        outcome.refused[0].contains("daily budget of 2"),
+        "{outcome:?}"
+    );
 }

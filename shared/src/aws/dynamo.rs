@@ -841,37 +841,88 @@ impl TriggerStore for DynamoStore {
             .collect()
     }
 
+    /// One UpdateItem: the count and, for a named taker, the set of takers change together
+    /// under one condition, so concurrent callers never pass more than `limit` times and a
+    /// taker passes once. A named taker that is turned away is told from the item DynamoDB
+    /// returns with the failure whether it holds a unit already.
     async fn take_budget(
         &self,
         key: &str,
         limit: u32,
         expires_at: Timestamp,
+        taker: Option<&str>,
     ) -> Result<bool, StoreError> {
+        let item_key = keys::budget(key);
         if limit == 0 {
-            return Ok(false);
+            // Nothing can be taken; a taker may still hold a unit taken under a larger limit.
+            return match taker {
+                None => Ok(false),
+                Some(taker) => Ok(holds_unit(
+                    self.get("GetItem budget", &item_key).await?.as_ref(),
+                    taker,
+                )),
+            };
         }
-        let result = self
+        let under_limit = "(attribute_not_exists(PK) OR #used < :limit)";
+        let mut request = self
             .client
             .update_item()
             .table_name(&*self.table)
-            .set_key(Some(keys::budget(key).to_attributes()))
-            .update_expression("ADD #used :one SET #expires = :expires")
-            .condition_expression("attribute_not_exists(PK) OR #used < :limit")
+            .set_key(Some(item_key.to_attributes()))
             .expression_attribute_names("#used", "used")
             .expression_attribute_names("#expires", keys::EXPIRES_AT)
             .expression_attribute_values(":one", number(1))
             .expression_attribute_values(":limit", number(limit))
-            .expression_attribute_values(":expires", number(expires_at.as_second()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
+            .expression_attribute_values(":expires", number(expires_at.as_second()));
+        request = match taker {
+            None => request
+                .update_expression("ADD #used :one SET #expires = :expires")
+                .condition_expression(under_limit),
+            // `contains` on a missing set is false, but the explicit
+            // `attribute_not_exists` says what a fresh budget (no item, or an item counted
+            // only by unnamed takers) means without relying on that.
+            Some(taker) => {
+                let new_taker = "attribute_not_exists(#takers) OR NOT contains(#takers, :name)";
+                request
+                    .update_expression("ADD #used :one, #takers :taker SET #expires = :expires")
+                    .condition_expression(format!("{under_limit} AND ({new_taker})"))
+                    .expression_attribute_names("#takers", BUDGET_TAKERS)
+                    .expression_attribute_values(":taker", AttributeValue::Ss(vec![taker.into()]))
+                    .expression_attribute_values(":name", AttributeValue::S(taker.to_owned()))
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+            }
+        };
+        let stored = match request.send().await {
+            Ok(_) => return Ok(true),
             Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
-                _ => Err(backend("UpdateItem budget", err)),
+                Some(UpdateItemError::ConditionalCheckFailedException(e)) => e.item().cloned(),
+                _ => return Err(backend("UpdateItem budget", err)),
             },
-        }
+        };
+        let Some(taker) = taker else {
+            return Ok(false);
+        };
+        // The condition failed, so the item exists. Some emulators do not return it with the
+        // failure; then read it (consistently: the write that filled it may be a moment old).
+        let stored = match stored {
+            Some(item) => Some(item),
+            None => self.get("GetItem budget", &item_key).await?,
+        };
+        Ok(holds_unit(stored.as_ref(), taker))
     }
+}
+
+/// The string set of the takers that hold a unit of a budget (named takers only).
+const BUDGET_TAKERS: &str = "takers";
+
+/// Whether the budget item lists `taker` among the holders of a unit.
+fn holds_unit(item: Option<&Attributes>, taker: &str) -> bool {
+    matches!(
+        item.and_then(|item| item.get(BUDGET_TAKERS)),
+        Some(AttributeValue::Ss(takers)) if takers.iter().any(|t| t == taker)
+    )
 }
 
 #[cfg(test)]
@@ -896,5 +947,32 @@ mod tests {
             ])
         );
         assert_eq!(update.values.len(), 3);
+    }
+
+    #[test]
+    fn given_a_budget_item_then_only_a_listed_taker_holds_a_unit() {
+        let counted = |takers: Option<&[&str]>| {
+            let mut item = HashMap::from([("used".to_owned(), number(2))]);
+            if let Some(takers) = takers {
+                item.insert(
+                    BUDGET_TAKERS.to_owned(),
+                    AttributeValue::Ss(takers.iter().map(|t| (*t).to_owned()).collect()),
+                );
+            }
+            item
+        };
+        assert!(holds_unit(
+            Some(&counted(Some(&["auto-1", "auto-2"]))),
+            "auto-2"
+        ));
+        assert!(!holds_unit(Some(&counted(Some(&["auto-1"]))), "auto-2"));
+        assert!(
+            !holds_unit(Some(&counted(None)), "auto-1"),
+            "a budget counted only by unnamed takers has no holders"
+        );
+        assert!(!holds_unit(None, "auto-1"), "no item, no holders");
+        let mut wrong_type = counted(None);
+        wrong_type.insert(BUDGET_TAKERS.to_owned(), AttributeValue::S("auto-1".into()));
+        assert!(!holds_unit(Some(&wrong_type), "auto-1"));
     }
 }

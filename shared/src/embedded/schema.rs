@@ -13,7 +13,7 @@ pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// `i` to `i + 1`. Released steps are never edited (files in the wild are at their
 /// version): a change is a new step. Every statement is idempotent all the same, so a step
 /// that ran without its version being recorded runs again harmlessly.
-const MIGRATIONS: [&str; 4] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+const MIGRATIONS: [&str; 5] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
 
 /// Version 1. Timestamps used in comparisons are INTEGER columns (units in the column
 /// name); whole values are kept as JSON in `doc` so every field round-trips exactly.
@@ -156,6 +156,18 @@ CREATE TABLE IF NOT EXISTS bus_events (
 const SCHEMA_V4: &str = "
 DROP INDEX IF EXISTS author_stats_rank;
 DROP TABLE IF EXISTS author_stats;
+";
+
+/// Version 5: who holds a unit of a counted budget, so a taker that asks again (the policy
+/// gate of a redelivered firing whose post was never stored) is not counted twice. Budgets
+/// are never deleted here, so neither are their takers; a budget's takers are at most its
+/// limit.
+const SCHEMA_V5: &str = "
+CREATE TABLE IF NOT EXISTS budget_takers (
+    key   TEXT NOT NULL,
+    taker TEXT NOT NULL,
+    PRIMARY KEY (key, taker)
+) STRICT, WITHOUT ROWID;
 ";
 
 /// The file was written by a newer Hark whose schema this code does not know.

@@ -185,7 +185,7 @@ async fn given_a_version_1_file_when_opened_then_it_is_upgraded_and_keeps_its_da
         let conn = Connection::open(tmp.path().join(DB_FILE_NAME)).unwrap();
         conn.execute_batch(
             "DROP TABLE trigger_firings; DROP TABLE budgets; DROP TABLE bus_events;
-             PRAGMA user_version = 1;",
+             DROP TABLE budget_takers; PRAGMA user_version = 1;",
         )
         .unwrap();
         let reference = Connection::open_in_memory().unwrap();

@@ -163,18 +163,60 @@ impl TriggerStore for EmbeddedStore {
         key: &str,
         limit: u32,
         expires_at: Timestamp,
+        taker: Option<&str>,
     ) -> Result<bool, StoreError> {
         self.with_conn(|conn| {
-            // One statement: the insert-or-increment and its limit check are atomic.
-            let changed = conn
-                .execute(
-                    "INSERT INTO budgets (key, used, expires_at_us) SELECT ?1, 1, ?3
-                     WHERE ?2 > 0
-                     ON CONFLICT (key) DO UPDATE SET used = used + 1 WHERE used < ?2",
-                    params![key, i64::from(limit), floor_micros(expires_at)],
+            let Some(taker) = taker else {
+                // One statement: the insert-or-increment and its limit check are atomic.
+                return take_unit(conn, key, limit, expires_at);
+            };
+            // IMMEDIATE takes the write lock before reading, so of two callers (tasks or
+            // processes) with the same taker the second sees the first one's row and no
+            // second unit is counted.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .op("take_budget")?;
+            let holds = tx
+                .query_row(
+                    "SELECT 1 FROM budget_takers WHERE key = ?1 AND taker = ?2",
+                    params![key, taker],
+                    |_| Ok(()),
+                )
+                .optional()
+                .op("take_budget")?
+                .is_some();
+            if holds {
+                return Ok(true);
+            }
+            let taken = take_unit(&tx, key, limit, expires_at)?;
+            if taken {
+                tx.execute(
+                    "INSERT INTO budget_takers (key, taker) VALUES (?1, ?2)",
+                    params![key, taker],
                 )
                 .op("take_budget")?;
-            Ok(changed == 1)
+            }
+            tx.commit().op("take_budget")?;
+            Ok(taken)
         })
     }
+}
+
+/// Counts one unit of the budget `key` if fewer than `limit` were counted: `true` when
+/// counted. One statement, so the check and the count are atomic.
+fn take_unit(
+    conn: &rusqlite::Connection,
+    key: &str,
+    limit: u32,
+    expires_at: Timestamp,
+) -> Result<bool, StoreError> {
+    let changed = conn
+        .execute(
+            "INSERT INTO budgets (key, used, expires_at_us) SELECT ?1, 1, ?3
+             WHERE ?2 > 0
+             ON CONFLICT (key) DO UPDATE SET used = used + 1 WHERE used < ?2",
+            params![key, i64::from(limit), floor_micros(expires_at)],
+        )
+        .op("take_budget")?;
+    Ok(changed == 1)
 }

@@ -315,10 +315,18 @@ pub trait TriggerStore: Send + Sync {
     /// Takes one unit of a counted budget (`key` names the budget and its period) if fewer
     /// than `limit` were taken: `true` when taken. Concurrent callers never take more than
     /// `limit` together. The counter may be forgotten after `expires_at`.
+    ///
+    /// With `Some(taker)` the take is idempotent per taker: a taker that already holds a
+    /// unit of this budget gets `true` again without a second unit being counted (also when
+    /// the budget is full by now), and a taker racing itself counts once. A caller that
+    /// takes a unit before a step that may fail and be retried (the policy gate before the
+    /// post is stored) names the thing it pays for, so the retry does not pay twice. With
+    /// `None` every call is a new unit (a rate limit counts calls, not things).
     async fn take_budget(
         &self,
         key: &str,
         limit: u32,
         expires_at: Timestamp,
+        taker: Option<&str>,
     ) -> Result<bool, StoreError>;
 }

@@ -133,7 +133,13 @@ where
         let key = format!("rate/{}/{start}", scoped.key);
         let granted = self
             .0
-            .take_budget(&key, scoped.limit.max, end + SignedDuration::from_hours(1))
+            // Every call is a request to the platform: each counts (no taker).
+            .take_budget(
+                &key,
+                scoped.limit.max,
+                end + SignedDuration::from_hours(1),
+                None,
+            )
             .await?;
         Ok((!granted).then(|| now.duration_until(end).max(SignedDuration::ZERO)))
     }

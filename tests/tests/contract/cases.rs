@@ -788,7 +788,7 @@ pub async fn a_budget_is_never_overdrawn_even_when_raced<S: TriggerStore + 'stat
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
             store
-                .take_budget("launch/2026-11-26", 3, at(86_400))
+                .take_budget("launch/2026-11-26", 3, at(86_400), None)
                 .await
                 .unwrap()
         }));
@@ -802,23 +802,97 @@ pub async fn a_budget_is_never_overdrawn_even_when_raced<S: TriggerStore + 'stat
     assert_eq!(taken, 3);
     assert!(
         !store
-            .take_budget("launch/2026-11-26", 3, at(86_400))
+            .take_budget("launch/2026-11-26", 3, at(86_400), None)
             .await
             .unwrap()
     );
     // Another period is another budget; a zero budget is never taken.
     assert!(
         store
-            .take_budget("launch/2026-11-27", 3, at(172_800))
+            .take_budget("launch/2026-11-27", 3, at(172_800), None)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .take_budget("none/2026-11-26", 0, at(86_400))
+            .take_budget("none/2026-11-26", 0, at(86_400), None)
             .await
             .unwrap()
     );
+}
+
+pub async fn a_budget_taker_counts_once_even_when_repeated_or_raced<S: TriggerStore + 'static>(
+    store: Arc<S>,
+) {
+    let take = |key: &'static str, limit: u32, taker: Option<&'static str>| {
+        let store = store.clone();
+        async move {
+            store
+                .take_budget(key, limit, at(86_400), taker)
+                .await
+                .unwrap()
+        }
+    };
+    // The same taker twice is one unit: a second taker still fits a limit of 2.
+    let key = "auto-posts/launch/2026-11-26";
+    assert!(take(key, 2, Some("auto-a")).await);
+    assert!(
+        take(key, 2, Some("auto-a")).await,
+        "a repeated take is granted"
+    );
+    assert!(take(key, 2, Some("auto-b")).await, "auto-a counted once");
+    // The budget is full: its holders are still granted, anyone else is refused.
+    assert!(take(key, 2, Some("auto-a")).await);
+    assert!(take(key, 2, Some("auto-b")).await);
+    assert!(!take(key, 2, Some("auto-c")).await);
+    assert!(!take(key, 2, None).await);
+    // A holder keeps its unit when the limit drops to zero; nobody else gets one.
+    assert!(take(key, 0, Some("auto-a")).await);
+    assert!(!take(key, 0, Some("auto-c")).await);
+
+    // 10 takers, each asking twice, all at once, for a budget of 5.
+    let key = "auto-posts/race/2026-11-26";
+    let takers = [
+        "auto-0", "auto-1", "auto-2", "auto-3", "auto-4", "auto-5", "auto-6", "auto-7", "auto-8",
+        "auto-9",
+    ];
+    let barrier = Arc::new(Barrier::new(takers.len() * 2));
+    let mut tasks = Vec::new();
+    for taker in takers.into_iter().chain(takers) {
+        let store = store.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let granted = store
+                .take_budget(key, 5, at(86_400), Some(taker))
+                .await
+                .unwrap();
+            (taker, granted)
+        }));
+    }
+    let mut grants: std::collections::BTreeMap<&str, Vec<bool>> = Default::default();
+    for t in tasks {
+        let (taker, granted) = t.await.unwrap();
+        grants.entry(taker).or_default().push(granted);
+    }
+    let granted: Vec<&str> = grants
+        .iter()
+        .filter(|(_, answers)| answers.contains(&true))
+        .map(|(taker, _)| *taker)
+        .collect();
+    assert_eq!(granted.len(), 5, "{grants:?}");
+    for (taker, answers) in &grants {
+        assert_eq!(answers.len(), 2);
+        assert_eq!(
+            answers[0], answers[1],
+            "{taker} was granted once and refused once: {grants:?}"
+        );
+    }
+    // Exactly 5 units are counted: a limit of 6 leaves room for one more taker, not two.
+    assert!(!take(key, 5, Some("auto-late")).await);
+    assert!(take(key, 6, Some("auto-late")).await);
+    assert!(!take(key, 6, Some("auto-later")).await);
+    assert!(!take(key, 6, None).await);
 }
 
 // ---------------------------------------------------------------- queue

@@ -54,6 +54,7 @@ macro_rules! contract_suite {
             case!(a_fired_rule_keeps_its_event_pending_until_announced, store);
             case!(firings_are_kept_per_campaign_in_window_order, store);
             case!(a_budget_is_never_overdrawn_even_when_raced, shared store);
+            case!(a_budget_taker_counts_once_even_when_repeated_or_raced, shared store);
             case!(a_message_comes_back_after_its_visibility_timeout_with_its_receive_count, queue);
             case!(change_visibility_to_zero_makes_a_message_visible_now, queue);
             case!(a_delayed_message_is_not_received_before_its_delay_then_is, queue);
