@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hark_shared::clock::SystemClock;
+use hark_shared::clock::{Clock, ManualClock};
 use hark_shared::domain::Platform;
 use hark_shared::platforms::{OutgoingPost, PlatformError, Published, Publisher};
 use hark_shared::publishing::{RateGate, RateLimitedPublisher, StoreRateGate, limits_for};
@@ -29,6 +29,11 @@ async fn given_concurrent_publishers_on_dynamodb_then_the_channel_window_is_neve
     let gate: Arc<dyn RateGate> = Arc::new(StoreRateGate(b.store.clone()));
     let inner = Arc::new(Counting(AtomicUsize::new(0)));
     let max = limits_for(Platform::Telegram, "ops")[0].limit.max as usize;
+    // A stopped clock 20 s into a minute: every attempt falls in the same window, so the
+    // count is exact.
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(
+        jiff::Timestamp::from_second(1_795_000_040).unwrap(),
+    ));
     let mut tasks = Vec::new();
     for worker in 0..8 {
         let publisher = RateLimitedPublisher::new(
@@ -36,7 +41,7 @@ async fn given_concurrent_publishers_on_dynamodb_then_the_channel_window_is_neve
             gate.clone(),
             Platform::Telegram,
             "ops",
-            Arc::new(SystemClock),
+            clock.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut held = 0;
@@ -60,12 +65,14 @@ async fn given_concurrent_publishers_on_dynamodb_then_the_channel_window_is_neve
     for t in tasks {
         held += t.await.unwrap();
     }
-    // 40 attempts within one window (a window boundary in the middle of the run would
-    // allow up to twice the limit; the counts below hold either way).
+    // 40 attempts within one window: exactly the limit goes out, the rest is held.
     let sent = inner.0.load(Ordering::SeqCst);
-    assert_eq!(sent + held, 40);
-    assert!(sent <= 2 * max, "{sent} sent, limit {max} per window");
-    assert!(sent >= max.min(40), "{sent} sent, limit {max}");
+    assert!(
+        max < 40,
+        "the test needs a limit below its 40 attempts, got {max}"
+    );
+    assert_eq!(sent, max, "{sent} sent, limit {max} per window");
+    assert_eq!(held, 40 - max);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
