@@ -8,6 +8,8 @@
 //! Duration), **first event** = process start → the batch's response posted, and the
 //! process's peak RSS (`VmHWM` in `/proc/<pid>/status`) once the batch is handled.
 //! Functions run interleaved, run after run, so drift on a shared machine hits all alike.
+//! Each process gets Lambda's environment (the runtime's variables, the template's per-function
+//! variables), never the shell's: see [`LAMBDA_ENV`] and [`function_gets`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -401,6 +403,26 @@ async fn event_for(
     })
 }
 
+/// What Lambda's `provided.al2023` runtime sets for every function besides the
+/// `AWS_LAMBDA_*` variables (<https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime>),
+/// and what `infra/template.yaml`'s `LoggingConfig` (JSON, INFO) adds.
+const LAMBDA_ENV: [(&str, &str); 7] = [
+    ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin"),
+    ("LANG", "en_US.UTF-8"),
+    ("TZ", ":UTC"),
+    ("LAMBDA_TASK_ROOT", "/var/task"),
+    ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+    ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+    ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+];
+
+/// Whether the stack variable `var` is in `name`'s environment in `infra/template.yaml`:
+/// only the actions function is given the event bus (it builds an EventBridge client at
+/// init when it is set).
+fn function_gets(name: &str, var: &str) -> bool {
+    var != "HARK_EVENT_BUS" || name == "actions"
+}
+
 struct Sample {
     init_ms: f64,
     first_event_ms: f64,
@@ -425,7 +447,16 @@ async fn measure_once(
         .map_err(|e| format!("log file: {e}"))?;
     let mut command = tokio::process::Command::new(bin);
     command
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        // The function sees what Lambda gives it, not the shell's environment: an inherited
+        // `SSL_CERT_DIR`, proxy or `RUST_LOG` would change what init does (a certificate
+        // directory alone adds ~1.2 ms per root-store load).
+        .env_clear()
+        .envs(LAMBDA_ENV)
+        .envs(
+            env.iter()
+                .filter(|(k, _)| function_gets(name, k))
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
         .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", name)
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -532,4 +563,29 @@ pub async fn run(corpus: Arc<Corpus>, runs: usize) -> Result<Vec<InitRow>, Strin
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_the_stack_environment_when_a_function_is_started_then_only_actions_gets_the_event_bus()
+    {
+        assert!(function_gets("actions", "HARK_EVENT_BUS"));
+        for name in BINARIES.into_iter().filter(|n| *n != "actions") {
+            assert!(!function_gets(name, "HARK_EVENT_BUS"), "{name}");
+            assert!(function_gets(name, "HARK_TABLE"), "{name}");
+        }
+    }
+
+    #[test]
+    fn given_the_lambda_environment_then_it_names_no_variable_twice_and_sets_the_log_format_of_the_template()
+     {
+        let mut names: Vec<&str> = LAMBDA_ENV.iter().map(|(k, _)| *k).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), LAMBDA_ENV.len());
+        assert!(LAMBDA_ENV.contains(&("AWS_LAMBDA_LOG_FORMAT", "JSON")));
+    }
 }

@@ -5,6 +5,7 @@
 //! rotated secret is picked up within the cache's lifetime.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
@@ -15,10 +16,17 @@ use crate::secrets::{EnvSecretResolver, SecretError, SecretResolver, SecretWrite
 /// How long a resolved value is reused.
 pub const SECRET_CACHE_TTL: Duration = Duration::from_secs(300);
 
-/// Resolves every kind of [`SecretRef`] with the AWS SDK clients made once at init.
+/// Resolves every kind of [`SecretRef`] with AWS SDK clients made once per process.
+///
+/// The SSM and Secrets Manager clients are built on first use, not at init: most
+/// deployments keep tokens in only one of the two stores (or in `env:`), and building an SDK
+/// client costs ~0.1 ms of cold start (it builds an HTTPS connector and parses the root
+/// certificates). Building one is CPU work only — no network call — and the client is then
+/// kept, so later reads reuse its connections.
 pub struct AwsSecretResolver {
-    ssm: aws_sdk_ssm::Client,
-    secrets_manager: aws_sdk_secretsmanager::Client,
+    sdk: aws_config::SdkConfig,
+    ssm: OnceLock<aws_sdk_ssm::Client>,
+    secrets_manager: OnceLock<aws_sdk_secretsmanager::Client>,
     ttl: Duration,
     cache: Mutex<HashMap<SecretRef, (Secret, Instant)>>,
 }
@@ -34,8 +42,9 @@ impl std::fmt::Debug for AwsSecretResolver {
 impl AwsSecretResolver {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
         AwsSecretResolver {
-            ssm: aws_sdk_ssm::Client::new(sdk),
-            secrets_manager: aws_sdk_secretsmanager::Client::new(sdk),
+            sdk: sdk.clone(),
+            ssm: OnceLock::new(),
+            secrets_manager: OnceLock::new(),
             ttl: SECRET_CACHE_TTL,
             cache: Mutex::new(HashMap::new()),
         }
@@ -45,6 +54,15 @@ impl AwsSecretResolver {
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
+    }
+
+    fn ssm(&self) -> &aws_sdk_ssm::Client {
+        self.ssm.get_or_init(|| aws_sdk_ssm::Client::new(&self.sdk))
+    }
+
+    fn secrets_manager(&self) -> &aws_sdk_secretsmanager::Client {
+        self.secrets_manager
+            .get_or_init(|| aws_sdk_secretsmanager::Client::new(&self.sdk))
     }
 
     async fn fetch(&self, reference: &SecretRef) -> Result<Secret, SecretError> {
@@ -59,7 +77,7 @@ impl AwsSecretResolver {
             SecretRef::Env(_) => EnvSecretResolver.resolve(reference).await,
             SecretRef::Ssm(path) => {
                 let out = self
-                    .ssm
+                    .ssm()
                     .get_parameter()
                     .name(path)
                     .with_decryption(true)
@@ -81,7 +99,7 @@ impl AwsSecretResolver {
             }
             SecretRef::SecretsManager(name) => {
                 let out = self
-                    .secrets_manager
+                    .secrets_manager()
                     .get_secret_value()
                     .secret_id(name)
                     .send()
@@ -148,7 +166,7 @@ impl SecretWriter for AwsSecretResolver {
                 });
             }
             SecretRef::Ssm(path) => {
-                self.ssm
+                self.ssm()
                     .put_parameter()
                     .name(path)
                     .value(value.expose())
@@ -159,7 +177,7 @@ impl SecretWriter for AwsSecretResolver {
                     .map_err(|e| backend(Box::new(e)))?;
             }
             SecretRef::SecretsManager(name) => {
-                self.secrets_manager
+                self.secrets_manager()
                     .put_secret_value()
                     .secret_id(name)
                     .secret_string(value.expose())
@@ -173,5 +191,44 @@ impl SecretWriter for AwsSecretResolver {
             .await
             .insert(reference.clone(), (value.clone(), Instant::now()));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offline_sdk_config() -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn given_only_env_references_when_resolved_then_no_aws_secret_client_is_built() {
+        let resolver = AwsSecretResolver::new(&offline_sdk_config());
+        let value = resolver
+            .resolve(&SecretRef::Env("PATH".into()))
+            .await
+            .expect("PATH is set in every test process");
+
+        assert!(!value.expose().is_empty());
+        assert!(resolver.ssm.get().is_none(), "SSM client built for env:");
+        assert!(
+            resolver.secrets_manager.get().is_none(),
+            "Secrets Manager client built for env:"
+        );
+    }
+
+    #[test]
+    fn given_a_resolver_when_a_store_is_used_twice_then_its_client_is_built_once_and_kept() {
+        let resolver = AwsSecretResolver::new(&offline_sdk_config());
+
+        let first: *const aws_sdk_ssm::Client = resolver.ssm();
+        let second: *const aws_sdk_ssm::Client = resolver.ssm();
+
+        assert_eq!(first, second);
+        assert!(resolver.secrets_manager.get().is_none());
     }
 }
