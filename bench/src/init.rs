@@ -309,10 +309,11 @@ async fn event_for(
             )
         }
         "poller" => {
-            let bodies: Vec<String> = (0..2)
+            // A full batch as the template's mapping delivers it: ten jobs, polled at once.
+            let bodies: Vec<String> = (0..10)
                 .map(|i| {
                     serde_json::to_string(&PollJob {
-                        source_id: format!("masto-{}", (run * 2 + i) % 10),
+                        source_id: format!("masto-{i}"),
                         scheduled_at: now,
                     })
                     .unwrap_or_default()
@@ -320,7 +321,7 @@ async fn event_for(
                 .collect();
             (
                 sqs_event("poll", &bodies),
-                "2 poll jobs × 5 pages × 40 statuses".into(),
+                "10 poll jobs × 5 pages × 40 statuses".into(),
             )
         }
         "processor" => {
