@@ -776,3 +776,57 @@ async fn given_a_send_request_that_fails_then_only_the_polls_it_held_fail_and_ke
         );
     }
 }
+
+#[tokio::test]
+async fn given_a_quiet_poll_that_changes_nothing_then_the_cursor_is_not_written_until_its_health_is_an_hour_old()
+ {
+    let store = hark_tests::embedded_backend();
+    store.upsert(&source("a")).await.unwrap();
+    let script = Factory::default();
+    script.answers.lock().unwrap().extend([
+        Ok((vec![mention("1")], "p1", true)),
+        Ok((vec![], "p1", true)),
+        Ok((vec![], "p1", true)),
+        Ok((vec![], "p2", true)),
+    ]);
+    let job = PollJob {
+        source_id: "a".into(),
+        scheduled_at: t(0),
+    };
+    let settings = PollerSettings::default();
+    let saved = |at: i64| {
+        let store = store.clone();
+        async move {
+            let c = store.get_cursor("a").await.unwrap().unwrap();
+            assert_eq!(c.health.last_success_at, Some(t(at)));
+            c.version
+        }
+    };
+
+    poll_source(&*store, &*store, &script, &job, t(1), &settings)
+        .await
+        .unwrap();
+    let first = saved(1).await;
+
+    // A minute later nothing is new and the position did not move: no write.
+    let out = poll_source(&*store, &*store, &script, &job, t(61), &settings)
+        .await
+        .unwrap();
+    assert!(matches!(out, PollOutcome::Polled { mentions: 0, .. }));
+    assert_eq!(saved(1).await, first, "the quiet poll wrote nothing");
+
+    // Once the recorded success is an hour old, a quiet poll refreshes it.
+    poll_source(&*store, &*store, &script, &job, t(3601), &settings)
+        .await
+        .unwrap();
+    assert_eq!(saved(3601).await, first + 1);
+
+    // A moved position is always written, quiet or not.
+    poll_source(&*store, &*store, &script, &job, t(3661), &settings)
+        .await
+        .unwrap();
+    assert_eq!(saved(3661).await, first + 2);
+    let cursor = store.get_cursor("a").await.unwrap().unwrap();
+    assert_eq!(cursor.position.as_deref(), Some("p2"));
+    assert_eq!(drain(&*store, QueueName::Mentions).await.len(), 1);
+}

@@ -394,7 +394,14 @@ async fn commit<S: CursorStore>(
         // The page cap stopped us: come back at the next tick rather than after `every`.
         next.next_poll_at = Some(now);
     }
-    save_merged(store, next).await?;
+    if writes_only_the_success_time(&read, &next, now) && events.is_empty() {
+        // A quiet poll: the scheduler's claim already moved `next_poll_at`, and this write
+        // would only refresh `last_success_at`. Skipping it halves what a quiet source
+        // costs in writes; the time is refreshed at least every HEALTH_REFRESH.
+        tracing::debug!(source_id = %source.id, "nothing new, cursor unchanged");
+    } else {
+        save_merged(store, next).await?;
+    }
     emit(queue, &events).await?;
     tracing::info!(source_id = %source.id, mentions = count, caught_up, "polled");
     Ok(PollOutcome::Polled {
@@ -402,6 +409,21 @@ async fn commit<S: CursorStore>(
         mentions: count,
         caught_up,
     })
+}
+
+/// How stale `last_success_at` may get while polls find nothing and change nothing.
+pub const HEALTH_REFRESH: SignedDuration = SignedDuration::from_hours(1);
+
+/// Whether saving `next` over `read` would change nothing but a `last_success_at` that is
+/// less than [`HEALTH_REFRESH`] old.
+fn writes_only_the_success_time(read: &Cursor, next: &Cursor, now: Timestamp) -> bool {
+    let fresh = read
+        .health
+        .last_success_at
+        .is_some_and(|at| at.duration_until(now) < HEALTH_REFRESH);
+    let mut same = next.clone();
+    same.health.last_success_at = read.health.last_success_at;
+    fresh && same == *read
 }
 
 async fn fail<S: CursorStore>(
