@@ -10,9 +10,7 @@ use crate::domain::{
 };
 use crate::embedded::{EmbeddedOptions, EmbeddedStore};
 use crate::events::{Figures, SampleMention, TermCount};
-use crate::ports::{
-    CreateOutcome, EntityKind, FireOutcome, Firing, FiringRecord, MessageQueue, TriggerState,
-};
+use crate::ports::{EntityKind, MessageQueue};
 
 fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -616,80 +614,8 @@ impl ConfigStore for PostWriteFailsOnce {
     }
 }
 
-#[async_trait::async_trait]
-impl DeliveryStore for PostWriteFailsOnce {
-    async fn create_delivery(&self, delivery: &Delivery) -> Result<CreateOutcome, StoreError> {
-        self.inner.create_delivery(delivery).await
-    }
-
-    async fn get_delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
-        self.inner.get_delivery(id).await
-    }
-
-    async fn update_delivery(&self, delivery: &Delivery) -> Result<Delivery, StoreError> {
-        self.inner.update_delivery(delivery).await
-    }
-
-    async fn list_due(&self, now: Timestamp, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        self.inner.list_due(now, limit).await
-    }
-
-    async fn list_to_settle(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        self.inner.list_to_settle(now, limit).await
-    }
-
-    async fn list_deliveries(&self, post_id: Option<&str>) -> Result<Vec<Delivery>, StoreError> {
-        self.inner.list_deliveries(post_id).await
-    }
-}
-
-#[async_trait::async_trait]
-impl TriggerStore for PostWriteFailsOnce {
-    async fn fire_once(&self, firing: &Firing) -> Result<FireOutcome, StoreError> {
-        self.inner.fire_once(firing).await
-    }
-
-    async fn trigger_state(
-        &self,
-        campaign: &str,
-        rule: &str,
-    ) -> Result<Option<TriggerState>, StoreError> {
-        self.inner.trigger_state(campaign, rule).await
-    }
-
-    async fn mark_announced(
-        &self,
-        campaign: &str,
-        rule: &str,
-        window_start: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.inner
-            .mark_announced(campaign, rule, window_start)
-            .await
-    }
-
-    async fn record_firing(&self, record: &FiringRecord) -> Result<(), StoreError> {
-        self.inner.record_firing(record).await
-    }
-
-    async fn list_firings(&self, campaign: &str) -> Result<Vec<FiringRecord>, StoreError> {
-        self.inner.list_firings(campaign).await
-    }
-
-    async fn take_budget(
-        &self,
-        key: &str,
-        limit: u32,
-        expires_at: Timestamp,
-        taker: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        self.inner.take_budget(key, limit, expires_at, taker).await
-    }
-}
+crate::forward_delivery_store!(impl[] PostWriteFailsOnce);
+crate::forward_trigger_store!(impl[] PostWriteFailsOnce);
 
 #[tokio::test]
 async fn given_a_post_not_stored_after_the_gate_when_the_firing_is_redelivered_then_one_budget_unit_is_taken()

@@ -5,6 +5,7 @@
 //! the same semantics; `tests/` holds the contract suite that proves it.
 
 mod config_store;
+pub mod forward;
 mod queue;
 
 use jiff::Timestamp;

@@ -5,11 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::domain::Delivery;
-use crate::ports::{ConfigStore, CreateOutcome, DeliveryStore, EntityKind, StoreError};
+use crate::ports::{ConfigStore, DeliveryStore, EntityKind, StoreError};
 
 /// A store whose configuration documents are cached for its lifetime (one batch): reads
 /// hit the store once per document, writes go through to the store and into the cache (so
@@ -70,36 +68,7 @@ impl<S: ConfigStore> ConfigStore for BatchConfigCache<'_, S> {
     }
 }
 
-#[async_trait::async_trait]
-impl<S: DeliveryStore> DeliveryStore for BatchConfigCache<'_, S> {
-    async fn create_delivery(&self, delivery: &Delivery) -> Result<CreateOutcome, StoreError> {
-        self.inner.create_delivery(delivery).await
-    }
-
-    async fn get_delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
-        self.inner.get_delivery(id).await
-    }
-
-    async fn update_delivery(&self, delivery: &Delivery) -> Result<Delivery, StoreError> {
-        self.inner.update_delivery(delivery).await
-    }
-
-    async fn list_due(&self, now: Timestamp, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        self.inner.list_due(now, limit).await
-    }
-
-    async fn list_to_settle(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        self.inner.list_to_settle(now, limit).await
-    }
-
-    async fn list_deliveries(&self, post_id: Option<&str>) -> Result<Vec<Delivery>, StoreError> {
-        self.inner.list_deliveries(post_id).await
-    }
-}
+crate::forward_delivery_store!(impl[<S: DeliveryStore>] BatchConfigCache<'_, S>);
 
 #[cfg(all(test, feature = "embedded"))]
 mod tests {
