@@ -4,7 +4,7 @@
 //!
 //! Every figure comes from the store, never from the run that wrote it: volume and sentiment
 //! from the hourly aggregates, languages from the stored mentions (the aggregates do not keep
-//! the language), top authors from the author statistics, firings from the trigger timeline
+//! the language) and so are the top authors, firings from the trigger timeline
 //! and outcomes from the deliveries. So a report of the AWS store and one of the embedded
 //! store of the same data are the same report.
 //!
@@ -870,7 +870,7 @@ pub fn render_html(report: &Report) -> String {
         h.push_str("</section>\n");
     }
     h.push_str(
-        "<footer>Every figure on this page was read from the Hark store: volume and sentiment from the hourly aggregates, languages from the stored mentions, authors from the author statistics, firings from the trigger timeline, outcomes from the deliveries. Times are UTC.</footer>\n</main>\n</body>\n</html>\n",
+        "<footer>Every figure on this page was read from the Hark store: volume and sentiment from the hourly aggregates, languages and authors from the stored mentions, firings from the trigger timeline, outcomes from the deliveries. Times are UTC.</footer>\n</main>\n</body>\n</html>\n",
     );
     h
 }
@@ -984,7 +984,7 @@ fn campaign_html(h: &mut String, i: usize, c: &CampaignReport) {
 
     h.push_str("<div class=\"card\"><h3>Top authors by reach <span class=\"muted\">(largest follower count seen, then mentions, in this range)</span></h3>");
     if c.top_authors.is_empty() {
-        h.push_str("<p class=\"muted\">No author statistics yet.</p>");
+        h.push_str("<p class=\"muted\">No authors in this range.</p>");
     }
     authors_svg(h, i, c);
     h.push_str("</div>\n");

@@ -1,6 +1,6 @@
 //! Processor Lambda (SQS mentions queue): language, sentiment, campaign matching,
-//! put-if-absent (the dedupe), hourly aggregates and per-campaign author statistics, then
-//! the campaigns' trigger rules. Reports partial batch failures.
+//! put-if-absent (the dedupe) and hourly aggregates, then the campaigns' trigger rules.
+//! Reports partial batch failures.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use hark_shared::analysis::{Analyzer, Languages};
