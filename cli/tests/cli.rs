@@ -3,18 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hark.yaml")
 }
 
-fn hark(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hark"))
-        .args(args)
-        .env("HARK_DATA_DIR", data_dir)
-        .env_remove("HARK_BACKEND")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run hark")
+fn hark(data_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    common::hark_with(data_dir, args, &[])
 }
 
 fn stdout(o: &Output) -> String {

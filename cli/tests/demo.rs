@@ -1,7 +1,6 @@
 //! `hark demo` end to end: the binary runs the whole pipeline in a temporary data
 //! directory; the store it leaves behind is then read through the ports.
 
-use std::process::Command;
 use std::sync::Arc;
 
 use hark_shared::clock::SystemClock;
@@ -10,13 +9,10 @@ use hark_shared::embedded::{EmbeddedOptions, EmbeddedStore};
 use hark_shared::ports::{ConfigStore, DeliveryStore, TriggerStore};
 use jiff::{SignedDuration, Timestamp};
 
+mod common;
+
 fn hark(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hark"))
-        .args(args)
-        .env("HARK_DATA_DIR", dir)
-        .env_remove("HARK_BACKEND")
-        .output()
-        .expect("hark runs")
+    common::hark_with(dir, args, &[])
 }
 
 #[tokio::test]

@@ -3,29 +3,22 @@
 //! simulated Mastodon on loopback.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use hark_tests::fakes::{FakeMastodon, MASTODON_TOKEN};
 use jiff::{SignedDuration, Timestamp};
 
-fn hark(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hark"))
-        .args(args)
-        .env("HARK_DATA_DIR", data_dir)
-        .env("HARK_ALLOW_PRIVATE_URLS", "1")
-        .env("HARK_TEST_MASTO_TOKEN", MASTODON_TOKEN)
-        .env_remove("HARK_BACKEND")
-        .output()
-        .expect("run hark")
-}
+mod common;
+use common::ok;
 
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "hark failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
+fn hark(data_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    common::hark_with(
+        data_dir,
+        args,
+        &[
+            ("HARK_ALLOW_PRIVATE_URLS", "1"),
+            ("HARK_TEST_MASTO_TOKEN", MASTODON_TOKEN),
+        ],
+    )
 }
 
 fn deliveries(dir: &Path) -> Vec<serde_json::Value> {

@@ -3,7 +3,7 @@
 //! seeded. The HTML page is also rendered by headless Chromium and the screenshot decoded.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,28 +21,16 @@ use hark_shared::ports::{
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
+mod common;
+use common::ok;
+
 const EVIL_AUTHOR: &str = "<script>alert(\"pwned\")</script>@evil.example";
 const EVIL_TEXT: &str = "Hark is down again <script>steal()</script> <img src=x onerror=alert(1)>";
 const PUBLISHED_URL: &str = "https://masto.example/@brand/110";
 const SAMPLE_URL: &str = "https://m.example/@alice/1";
 
-fn hark(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hark"))
-        .args(args)
-        .env("HARK_DATA_DIR", data_dir)
-        .env_remove("HARK_BACKEND")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run hark")
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "hark failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
+fn hark(data_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    common::hark_with(data_dir, args, &[])
 }
 
 /// `n` hours before `base` (the hour the store was seeded in).

@@ -1,29 +1,16 @@
 //! `hark run --once` and `hark mentions` end to end on the embedded backend, against
 //! simulated platforms on loopback.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use hark_tests::fakes::{FakeFeed, FakeMastodon};
 use jiff::Timestamp;
 
-fn hark(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hark"))
-        .args(args)
-        .env("HARK_DATA_DIR", data_dir)
-        .env("HARK_ALLOW_PRIVATE_URLS", "1")
-        .env_remove("HARK_BACKEND")
-        .output()
-        .expect("run hark")
-}
+mod common;
+use common::ok;
 
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "hark failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
+fn hark(data_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    common::hark_with(data_dir, args, &[("HARK_ALLOW_PRIVATE_URLS", "1")])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

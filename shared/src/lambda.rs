@@ -74,6 +74,43 @@ where
     response
 }
 
+/// The poller Lambda's handler: every job of the batch through
+/// [`handle_poll_batch`](crate::listening::handle_poll_batch) (polled concurrently, their
+/// mentions queued together), and the jobs to redeliver reported as failed. `hark run` and
+/// the end-to-end tests call it too, so they exercise the Lambda's own path.
+pub async fn poll_event<S, F>(
+    store: &S,
+    queue: &dyn crate::ports::MessageQueue,
+    listeners: &F,
+    event: &SqsEvent,
+    now: jiff::Timestamp,
+    settings: &crate::listening::PollerSettings,
+) -> SqsBatchResponse
+where
+    S: crate::ports::ConfigStore + crate::ports::CursorStore,
+    F: crate::listening::ListenerFactory + ?Sized,
+{
+    let (records, mut failed) = records(event);
+    for id in &failed {
+        tracing::error!(message_id = %id, "SQS record without a body; it will be retried");
+    }
+    let bodies: Vec<&str> = records.iter().map(|r| r.body.as_str()).collect();
+    let outcomes =
+        crate::listening::handle_poll_batch(store, queue, listeners, &bodies, now, settings).await;
+    for (record, outcome) in records.into_iter().zip(outcomes) {
+        match outcome {
+            Ok(outcome) => {
+                tracing::info!(message_id = %record.message_id, ?outcome, "poll job done")
+            }
+            Err(e) => {
+                tracing::error!(message_id = %record.message_id, receive_count = record.receive_count, error = %e, "poll job failed; it will be retried");
+                failed.push(record.message_id);
+            }
+        }
+    }
+    response_for(failed)
+}
+
 /// Builds the SQS event Lambda would deliver for these received messages.
 pub fn sqs_event(messages: &[ReceivedMessage]) -> SqsEvent {
     let mut event = SqsEvent::default();

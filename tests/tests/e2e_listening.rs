@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use hark_shared::analysis::{Analyzer, Languages};
 use hark_shared::domain::{Campaign, Cursor, Source};
-use hark_shared::lambda::{Disposition, failed_ids, for_each_record, sqs_event};
-use hark_shared::listening::{MentionBatch, PollerSettings, handle_poll_message, schedule_polls};
+use hark_shared::lambda::{failed_ids, poll_event, sqs_event};
+use hark_shared::listening::{MentionBatch, PollerSettings, schedule_polls};
 use hark_shared::platforms::HttpClient;
 use hark_shared::platforms::listeners::PlatformListeners;
 use hark_shared::ports::{
@@ -56,7 +56,7 @@ fn listeners() -> PlatformListeners {
     PlatformListeners::new(HttpClient::new(true).unwrap(), Arc::new(EnvSecretResolver))
 }
 
-/// The poller Lambda's handler on these messages, exactly as Lambda would call it.
+/// The poller Lambda's handler on these messages, exactly as Lambda calls it.
 async fn poll_handler<S: ConfigStore + CursorStore>(
     store: &S,
     queue: &dyn MessageQueue,
@@ -64,18 +64,14 @@ async fn poll_handler<S: ConfigStore + CursorStore>(
     messages: &[hark_shared::ports::ReceivedMessage],
     now: Timestamp,
 ) -> aws_lambda_events::event::sqs::SqsBatchResponse {
-    for_each_record(sqs_event(messages), |r| async move {
-        handle_poll_message(
-            store,
-            queue,
-            listeners,
-            &r.body,
-            now,
-            &PollerSettings::default(),
-        )
-        .await
-        .map(|_| Disposition::Done)
-    })
+    poll_event(
+        store,
+        queue,
+        listeners,
+        &sqs_event(messages),
+        now,
+        &PollerSettings::default(),
+    )
     .await
 }
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use hark_shared::analysis::{Analyzer, Languages};
 use hark_shared::domain::{Campaign, Platform, Source};
-use hark_shared::lambda::{Disposition, for_each_record, sqs_event};
-use hark_shared::listening::{PollerSettings, handle_poll_message, schedule_polls};
+use hark_shared::lambda::{poll_event, sqs_event};
+use hark_shared::listening::{PollerSettings, schedule_polls};
 use hark_shared::platforms::HttpClient;
 use hark_shared::platforms::listeners::PlatformListeners;
 use hark_shared::ports::{ConfigStore, CursorStore, MessageQueue, QueueName};
@@ -38,18 +38,14 @@ async fn round(b: &AwsBackend, listeners: &PlatformListeners, now: Timestamp) ->
         if msgs.is_empty() {
             break;
         }
-        let response = for_each_record(sqs_event(&msgs), |r| async move {
-            handle_poll_message(
-                store,
-                queue,
-                listeners,
-                &r.body,
-                now,
-                &PollerSettings::default(),
-            )
-            .await
-            .map(|_| Disposition::Done)
-        })
+        let response = poll_event(
+            store,
+            queue,
+            listeners,
+            &sqs_event(&msgs),
+            now,
+            &PollerSettings::default(),
+        )
         .await;
         failed += response.batch_item_failures.len();
         for m in &msgs {

@@ -16,8 +16,8 @@ use hark_shared::domain::{
     Campaign, DeliveryStatus, ScheduledPost, Source, TriggerAction, TriggerCondition, TriggerRule,
 };
 use hark_shared::events::HarkEvent;
-use hark_shared::lambda::{Disposition, for_each_record, sqs_event};
-use hark_shared::listening::{PollerSettings, handle_poll_message, schedule_polls};
+use hark_shared::lambda::{poll_event, sqs_event};
+use hark_shared::listening::{PollerSettings, schedule_polls};
 use hark_shared::platforms::HttpClient;
 use hark_shared::platforms::listeners::PlatformListeners;
 use hark_shared::ports::{ConfigStore, DeliveryStore, MessageQueue, QueueName, TriggerStore};
@@ -204,21 +204,14 @@ async fn pipeline(
         .unwrap()
         && !msgs.is_empty()
     {
-        for_each_record(sqs_event(&msgs), |r| {
-            let listeners = &listeners;
-            async move {
-                handle_poll_message(
-                    store,
-                    queue,
-                    listeners,
-                    &r.body,
-                    now,
-                    &PollerSettings::default(),
-                )
-                .await
-                .map(|_| Disposition::Done)
-            }
-        })
+        poll_event(
+            store,
+            queue,
+            &listeners,
+            &sqs_event(&msgs),
+            now,
+            &PollerSettings::default(),
+        )
         .await;
         for m in &msgs {
             queue.delete(QueueName::Poll, &m.receipt).await.unwrap();

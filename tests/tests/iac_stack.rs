@@ -18,8 +18,8 @@ use hark_shared::analysis::{Analyzer, Languages};
 use hark_shared::aws::{AwsBackend, SqsQueue};
 use hark_shared::config::{BackendKind, Config};
 use hark_shared::domain::{Campaign, SentimentLabel, Source};
-use hark_shared::lambda::{Disposition, failed_ids, for_each_record, sqs_event};
-use hark_shared::listening::{PollerSettings, handle_poll_message, schedule_polls};
+use hark_shared::lambda::{failed_ids, poll_event, sqs_event};
+use hark_shared::listening::{PollerSettings, schedule_polls};
 use hark_shared::platforms::HttpClient;
 use hark_shared::platforms::listeners::PlatformListeners;
 use hark_shared::ports::{AggregateStore, ConfigStore, MessageQueue, QueueName};
@@ -425,21 +425,14 @@ async fn given_the_deployed_stack_when_a_source_is_polled_and_processed_then_its
         .await
         .unwrap();
     assert_eq!(jobs.len(), 1);
-    let response = for_each_record(sqs_event(&jobs), |record| {
-        let (poller, listeners) = (&poller, &listeners);
-        async move {
-            handle_poll_message(
-                &poller.store,
-                &poller.queue,
-                listeners,
-                &record.body,
-                now,
-                &PollerSettings::default(),
-            )
-            .await
-            .map(|_| Disposition::Done)
-        }
-    })
+    let response = poll_event(
+        &poller.store,
+        &poller.queue,
+        &listeners,
+        &sqs_event(&jobs),
+        now,
+        &PollerSettings::default(),
+    )
     .await;
     assert!(failed_ids(&response).is_empty(), "{response:?}");
     lambda

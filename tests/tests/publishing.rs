@@ -262,6 +262,15 @@ impl World {
         post
     }
 
+    /// A post (`json` over the defaults) due at 60 s, scheduled, and the job the tick at 61 s
+    /// sends for it.
+    async fn due_job(&self, json: serde_json::Value) -> PublishJob {
+        let post = self.post(json).await;
+        self.schedule(&post).await.unwrap();
+        self.at(61);
+        self.tick().await.remove(0)
+    }
+
     async fn schedule(&self, post: &ScheduledPost) -> Result<Vec<String>, PublishingError> {
         schedule_post(&*self.store, &*self.store, post, false, self.now())
             .await
@@ -554,10 +563,7 @@ async fn given_two_ticks_in_the_same_minute_then_one_job_and_a_lost_job_is_repla
 #[tokio::test]
 async fn given_the_same_job_twice_then_the_platform_is_called_once() {
     let w = World::new().await;
-    let post = w.post(serde_json::json!({"id": "p", "at": t(60)})).await;
-    w.schedule(&post).await.unwrap();
-    w.at(61);
-    let job = w.tick().await.remove(0);
+    let job = w.due_job(serde_json::json!({"id": "p", "at": t(60)})).await;
     assert!(published(&w.run(&job).await));
     assert!(matches!(
         w.run(&job).await,
@@ -626,10 +632,7 @@ async fn given_a_retryable_failure_then_it_is_requeued_within_30s_and_an_old_job
  {
     let w = World::new().await;
     w.script.0.answer("masto", &[Answer::Retryable(None)]);
-    let post = w.post(serde_json::json!({"id": "p", "at": t(60)})).await;
-    w.schedule(&post).await.unwrap();
-    w.at(61);
-    let job = w.tick().await.remove(0);
+    let job = w.due_job(serde_json::json!({"id": "p", "at": t(60)})).await;
     let PublishOutcome::Requeued {
         retry_at, reason, ..
     } = w.run(&job).await
@@ -654,10 +657,7 @@ async fn given_a_retryable_failure_then_it_is_requeued_within_30s_and_an_old_job
 async fn given_a_rate_limit_with_a_reset_then_the_retry_waits_for_the_reset() {
     let w = World::new().await;
     w.script.0.answer("masto", &[Answer::Retryable(Some(900))]);
-    let post = w.post(serde_json::json!({"id": "p", "at": t(60)})).await;
-    w.schedule(&post).await.unwrap();
-    w.at(61);
-    let job = w.tick().await.remove(0);
+    let job = w.due_job(serde_json::json!({"id": "p", "at": t(60)})).await;
     let PublishOutcome::Requeued { retry_at, .. } = w.run(&job).await else {
         panic!("requeued");
     };
@@ -809,12 +809,9 @@ async fn given_expired_credentials_then_the_channel_is_flagged_once_and_later_de
 async fn given_an_ambiguous_answer_from_a_platform_without_a_guard_then_unknown_and_never_resent() {
     let w = World::new().await;
     w.script.0.answer("tg", &[Answer::Ambiguous]);
-    let post = w
-        .post(serde_json::json!({"id": "p", "at": t(60), "channels": ["tg"]}))
+    let job = w
+        .due_job(serde_json::json!({"id": "p", "at": t(60), "channels": ["tg"]}))
         .await;
-    w.schedule(&post).await.unwrap();
-    w.at(61);
-    let job = w.tick().await.remove(0);
     assert!(matches!(w.run(&job).await, PublishOutcome::Unknown { .. }));
     assert!(matches!(w.run(&job).await, PublishOutcome::Skipped { .. }));
     w.at(3600);
@@ -908,10 +905,7 @@ async fn given_a_mastodon_send_more_than_50_minutes_ago_then_unknown_instead_of_
 #[tokio::test]
 async fn given_a_claim_whose_worker_died_before_sending_then_the_job_takes_it_over() {
     let w = World::new().await;
-    let post = w.post(serde_json::json!({"id": "p", "at": t(60)})).await;
-    w.schedule(&post).await.unwrap();
-    w.at(61);
-    let job = w.tick().await.remove(0);
+    let job = w.due_job(serde_json::json!({"id": "p", "at": t(60)})).await;
     let mut d = w.delivery(&job.delivery_id).await;
     d.claim("dead-worker", SignedDuration::from_mins(5), t(61))
         .unwrap();
@@ -926,10 +920,7 @@ async fn given_a_claim_whose_worker_died_before_sending_then_the_job_takes_it_ov
 #[tokio::test]
 async fn given_two_publishers_racing_for_one_job_then_one_creates_and_the_other_leaves_the_job() {
     let w = World::new().await;
-    let post = w.post(serde_json::json!({"id": "p", "at": t(60)})).await;
-    w.schedule(&post).await.unwrap();
-    w.at(61);
-    let job = w.tick().await.remove(0);
+    let job = w.due_job(serde_json::json!({"id": "p", "at": t(60)})).await;
     let (a, b) = tokio::join!(w.run(&job), w.run(&job));
     let outcomes = [a, b];
     assert_eq!(
@@ -950,10 +941,7 @@ async fn given_two_publishers_racing_for_one_job_then_one_creates_and_the_other_
 async fn given_a_crash_after_recording_and_before_announcing_then_the_redelivery_announces_the_same_event_once()
  {
     let w = World::new().await;
-    let post = w.post(serde_json::json!({"id": "p", "at": t(60)})).await;
-    w.schedule(&post).await.unwrap();
-    w.at(61);
-    let job = w.tick().await.remove(0);
+    let job = w.due_job(serde_json::json!({"id": "p", "at": t(60)})).await;
     let mut d = w.delivery(&job.delivery_id).await;
     d.claim("w", SignedDuration::from_mins(5), t(61)).unwrap();
     let mut d = w.store.update_delivery(&d).await.unwrap();
@@ -1121,10 +1109,7 @@ async fn given_a_500_then_success_then_the_publisher_sends_the_retry_itself_and_
  {
     let w = World::new().await;
     w.script.0.answer("masto", &[Answer::Retryable(None)]);
-    let post = w.post(serde_json::json!({"id": "p", "at": t(60)})).await;
-    w.schedule(&post).await.unwrap();
-    w.at(61);
-    let job = w.tick().await.remove(0);
+    let job = w.due_job(serde_json::json!({"id": "p", "at": t(60)})).await;
     let PublishOutcome::Requeued {
         retry_at,
         redispatched,
@@ -1165,10 +1150,7 @@ async fn given_a_500_then_success_then_the_publisher_sends_the_retry_itself_and_
 async fn given_a_retry_later_than_sqs_can_delay_then_the_tick_dispatches_it_when_due() {
     let w = World::new().await;
     w.script.0.answer("masto", &[Answer::Retryable(Some(1800))]);
-    let post = w.post(serde_json::json!({"id": "p", "at": t(60)})).await;
-    w.schedule(&post).await.unwrap();
-    w.at(61);
-    let job = w.tick().await.remove(0);
+    let job = w.due_job(serde_json::json!({"id": "p", "at": t(60)})).await;
     let PublishOutcome::Requeued {
         retry_at,
         redispatched,
@@ -1195,10 +1177,7 @@ async fn settle_at(w: &World, at: Timestamp) -> (SettleReport, Vec<PublishJob>) 
 async fn given_a_claim_whose_worker_died_and_whose_job_was_dead_lettered_then_the_tick_requeues_and_publishes_it()
  {
     let w = World::new().await;
-    let post = w.post(serde_json::json!({"id": "p", "at": t(60)})).await;
-    w.schedule(&post).await.unwrap();
-    w.at(61);
-    let job = w.tick().await.remove(0);
+    let job = w.due_job(serde_json::json!({"id": "p", "at": t(60)})).await;
     let mut d = w.delivery(&job.delivery_id).await;
     d.claim("dead-worker", SignedDuration::from_mins(5), t(61))
         .unwrap();
@@ -1262,12 +1241,7 @@ async fn given_stranded_sends_then_a_guarded_platform_is_dispatched_again_and_an
 /// A Telegram delivery (no idempotency guard) whose create timed out: UNKNOWN.
 async fn unknown_delivery(w: &World) -> Delivery {
     w.script.0.answer("tg", &[Answer::Ambiguous]);
-    let post = w
-        .post(serde_json::json!({"id": "p", "at": t(60), "channels": ["tg"], "text": "Launch day ✨"}))
-        .await;
-    w.schedule(&post).await.unwrap();
-    w.at(61);
-    let job = w.tick().await.remove(0);
+    let job = w.due_job(serde_json::json!({"id": "p", "at": t(60), "channels": ["tg"], "text": "Launch day ✨"})).await;
     assert!(matches!(w.run(&job).await, PublishOutcome::Unknown { .. }));
     w.delivery(&job.delivery_id).await
 }
@@ -1411,12 +1385,9 @@ async fn given_an_unknown_delivery_that_cannot_be_looked_up_then_it_is_tried_aga
 async fn given_an_unknown_state_its_worker_never_announced_when_reconciled_then_both_events_go_out_once()
  {
     let w = World::new().await;
-    let post = w
-        .post(serde_json::json!({"id": "p", "at": t(60), "channels": ["tg"]}))
+    let job = w
+        .due_job(serde_json::json!({"id": "p", "at": t(60), "channels": ["tg"]}))
         .await;
-    w.schedule(&post).await.unwrap();
-    w.at(61);
-    let job = w.tick().await.remove(0);
     let mut d = w.delivery(&job.delivery_id).await;
     d.claim("w", SignedDuration::from_mins(5), t(61)).unwrap();
     let mut d = w.store.update_delivery(&d).await.unwrap();
@@ -1448,12 +1419,9 @@ async fn given_a_brake_pulled_while_the_first_attempt_ran_when_it_is_retried_the
  {
     let w = World::new().await;
     w.script.0.answer("masto", &[Answer::Retryable(None)]);
-    let post = w
-        .post(serde_json::json!({"id": "p", "at": t(60), "campaign": "launch"}))
+    let job = w
+        .due_job(serde_json::json!({"id": "p", "at": t(60), "campaign": "launch"}))
         .await;
-    w.schedule(&post).await.unwrap();
-    w.at(61);
-    let job = w.tick().await.remove(0);
     // Pulled while the delivery is claimed: `engage_brake` pauses only queued ones.
     w.store
         .upsert(&hark_shared::actions::Brake {

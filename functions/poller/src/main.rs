@@ -6,8 +6,8 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use hark_shared::aws::AwsBackend;
 use hark_shared::clock::{Clock, SystemClock};
 use hark_shared::config::Config;
-use hark_shared::lambda::{records, response_for};
-use hark_shared::listening::{PollerSettings, handle_poll_batch};
+use hark_shared::lambda::poll_event;
+use hark_shared::listening::PollerSettings;
 use hark_shared::platforms::HttpClient;
 use hark_shared::platforms::listeners::PlatformListeners;
 use hark_shared::ports::QueueName;
@@ -20,30 +20,16 @@ struct Poller {
     settings: PollerSettings,
 }
 
-/// Polls every job of the batch concurrently, queues all their mentions together, and
-/// reports the jobs to redeliver.
 async fn handle(poller: &Poller, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
-    let (records, mut failed) = records(&event.payload);
-    for id in &failed {
-        tracing::error!(message_id = %id, "SQS record without a body; it will be retried");
-    }
-    let bodies: Vec<&str> = records.iter().map(|r| r.body.as_str()).collect();
-    let outcomes = handle_poll_batch(
+    Ok(poll_event(
         &poller.backend.store,
         &poller.backend.queue,
         &poller.listeners,
-        &bodies,
+        &event.payload,
         SystemClock.now(),
         &poller.settings,
     )
-    .await;
-    for (record, outcome) in records.into_iter().zip(outcomes) {
-        if let Err(e) = outcome {
-            tracing::error!(message_id = %record.message_id, receive_count = record.receive_count, error = %e, "poll job failed; it will be retried");
-            failed.push(record.message_id);
-        }
-    }
-    Ok(response_for(failed))
+    .await)
 }
 
 #[tokio::main]

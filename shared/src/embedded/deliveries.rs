@@ -15,6 +15,41 @@ const ENTITY: &str = "delivery";
 const FIRST_VERSION: u64 = 1;
 
 /// Reads `(version, doc)` rows into deliveries; the column version is authoritative.
+impl EmbeddedStore {
+    /// Deliveries in one of `states` with `due_us <= now`, earliest first, at most `limit`;
+    /// the `deliveries_due` index (status, due_us, id) serves it.
+    fn in_states_until(
+        &self,
+        operation: &'static str,
+        states: &[DeliveryStatus],
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        if limit == 0 || states.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; states.len()].join(", ");
+        let sql = format!(
+            "SELECT id, version, doc FROM deliveries
+             WHERE status IN ({marks}) AND due_us <= ?
+             ORDER BY due_us, id
+             LIMIT ?"
+        );
+        let mut values: Vec<rusqlite::types::Value> = states
+            .iter()
+            .map(|s| rusqlite::types::Value::Text(s.as_str().to_owned()))
+            .collect();
+        values.push(rusqlite::types::Value::Integer(floor_micros(now)));
+        values.push(rusqlite::types::Value::Integer(
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        ));
+        let rows = self.with_conn(|conn| {
+            read_rows(conn, operation, &sql, rusqlite::params_from_iter(values))
+        })?;
+        to_deliveries(rows)
+    }
+}
+
 fn read_rows(
     conn: &Connection,
     operation: &'static str,
@@ -135,53 +170,21 @@ impl DeliveryStore for EmbeddedStore {
     }
 
     async fn list_due(&self, now: Timestamp, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self.with_conn(|conn| {
-            read_rows(
-                conn,
-                "list_due",
-                "SELECT id, version, doc FROM deliveries
-                 WHERE status = ?1 AND due_us <= ?2
-                 ORDER BY due_us, id
-                 LIMIT ?3",
-                params![DeliveryStatus::Queued.as_str(), floor_micros(now), limit],
-            )
-        })?;
-        to_deliveries(rows)
+        self.in_states_until("list_due", &[DeliveryStatus::Queued], now, limit)
     }
 
-    /// The `deliveries_due` index (status, due_us, id) serves this too: `due_us` is the
-    /// settle time in these states (see [`Delivery::settle_at`]).
+    /// `due_us` is the settle time in these states (see [`Delivery::settle_at`]).
     async fn list_to_settle(
         &self,
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self.with_conn(|conn| {
-            read_rows(
-                conn,
-                "list_to_settle",
-                "SELECT id, version, doc FROM deliveries
-                 WHERE status IN (?1, ?2, ?3) AND due_us <= ?4
-                 ORDER BY due_us, id
-                 LIMIT ?5",
-                params![
-                    DeliveryStatus::Claimed.as_str(),
-                    DeliveryStatus::Sent.as_str(),
-                    DeliveryStatus::Unknown.as_str(),
-                    floor_micros(now),
-                    limit
-                ],
-            )
-        })?;
-        to_deliveries(rows)
+        let states = [
+            DeliveryStatus::Claimed,
+            DeliveryStatus::Sent,
+            DeliveryStatus::Unknown,
+        ];
+        self.in_states_until("list_to_settle", &states, now, limit)
     }
 
     async fn list_deliveries(&self, post_id: Option<&str>) -> Result<Vec<Delivery>, StoreError> {

@@ -7,10 +7,7 @@ mod poller;
 mod scheduler;
 
 pub use jobs::{MentionBatch, PollJob};
-pub use poller::{
-    ListenerFactory, PollOutcome, PollerSettings, handle_poll_batch, handle_poll_message,
-    poll_source,
-};
+pub use poller::{ListenerFactory, PollOutcome, PollerSettings, handle_poll_batch, poll_source};
 pub use scheduler::{TickReport, schedule_polls};
 
 use crate::ports::{QueueError, StoreError};

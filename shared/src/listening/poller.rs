@@ -72,26 +72,9 @@ pub enum PollOutcome {
     },
 }
 
-/// Handles one poll-queue message body. A body that is not a poll job is an error, so the
-/// queue retries it and finally dead-letters it.
-pub async fn handle_poll_message<S, F>(
-    store: &S,
-    queue: &dyn MessageQueue,
-    listeners: &F,
-    body: &str,
-    now: Timestamp,
-    settings: &PollerSettings,
-) -> Result<PollOutcome, ListeningError>
-where
-    S: ConfigStore + CursorStore,
-    F: ListenerFactory + ?Sized,
-{
-    let mut results = handle_poll_batch(store, queue, listeners, &[body], now, settings).await;
-    results.pop().expect("one result per body")
-}
-
 /// Handles a batch of poll-queue message bodies (the poller Lambda and `hark run` share
-/// this); one result per body, in order. `Err` means the message should be redelivered.
+/// this); one result per body, in order. `Err` means the message should be redelivered: a
+/// body that is not a poll job is one, so the queue retries it and finally dead-letters it.
 ///
 /// The sources are polled concurrently; then the mentions of every successful poll are
 /// queued together, in as few `SendMessageBatch` requests as SQS allows (ten messages or

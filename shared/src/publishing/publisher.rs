@@ -199,7 +199,7 @@ where
 }
 
 /// Writes `delivery` if nobody changed it since it was read: `None` when someone did.
-async fn save<S: DeliveryStore>(
+pub(crate) async fn save<S: DeliveryStore>(
     store: &S,
     delivery: &Delivery,
 ) -> Result<Option<Delivery>, StoreError> {

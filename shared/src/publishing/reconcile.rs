@@ -22,11 +22,11 @@ use jiff::{SignedDuration, Timestamp};
 use super::backoff::jitter_fraction;
 use super::dispatch::dispatch_now;
 use super::factory::PublisherFactory;
-use super::publisher::{announce, outgoing_post, resend_refusal};
+use super::publisher::{announce, outgoing_post, resend_refusal, save};
 use super::{CLAIM_LEASE, PublishingError, RECONCILE_DEADLINE};
 use crate::domain::{Channel, Delivery, DeliveryState, DeliveryStatus, ScheduledPost};
 use crate::platforms::Lookup;
-use crate::ports::{ConfigStore, DeliveryStore, MessageQueue, StoreError};
+use crate::ports::{ConfigStore, DeliveryStore, MessageQueue};
 
 /// Tuning of the settle sweep.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,18 +185,6 @@ where
     match failure {
         Some(e) => Err(e),
         None => Ok(report),
-    }
-}
-
-/// Writes `delivery` if nobody changed it since it was read; `None` when someone did.
-async fn save<S: DeliveryStore>(
-    store: &S,
-    delivery: &Delivery,
-) -> Result<Option<Delivery>, StoreError> {
-    match store.update_delivery(delivery).await {
-        Ok(saved) => Ok(Some(saved)),
-        Err(StoreError::Conflict { .. }) => Ok(None),
-        Err(e) => Err(e),
     }
 }
 

@@ -270,27 +270,9 @@ impl FakeMastodon {
     }
 
     /// Publishes a status with this id and text on the hashtag timeline (someone else's
-    /// post, for listening).
+    /// post, for listening): by `alice@remote.example`, 1,200 followers, in English, `#hark`.
     pub fn post(&self, id: &str, text: &str, at: Timestamp) {
-        let host = "remote.example";
-        self.statuses.lock().unwrap().push(serde_json::json!({
-            "id": id,
-            "created_at": at.to_string(),
-            "in_reply_to_id": null,
-            "sensitive": false,
-            "spoiler_text": "",
-            "visibility": "public",
-            "language": "en",
-            "uri": format!("https://{host}/users/alice/statuses/{id}"),
-            "url": format!("https://{host}/@alice/{id}"),
-            "replies_count": 0, "reblogs_count": 1, "favourites_count": 2,
-            "content": format!("<p>{text} <a href=\"https://mastodon.example/tags/hark\" class=\"mention hashtag\" rel=\"tag\">#<span>hark</span></a></p>"),
-            "account": { "id": "1", "username": "alice", "acct": format!("alice@{host}"),
-                         "display_name": "Alice", "url": format!("https://{host}/@alice"),
-                         "bot": false, "followers_count": 1200 },
-            "media_attachments": [], "mentions": [], "tags": [{"name": "hark", "url": "https://mastodon.example/tags/hark"}],
-            "emojis": [], "reblog": null, "card": null, "poll": null
-        }));
+        self.post_by(id, "alice@remote.example", 1200, "en", "hark", text, at);
     }
 
     /// Publishes a status written by someone else: `author` (acct), their follower count,
