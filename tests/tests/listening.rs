@@ -830,3 +830,44 @@ async fn given_a_quiet_poll_that_changes_nothing_then_the_cursor_is_not_written_
     assert_eq!(cursor.position.as_deref(), Some("p2"));
     assert_eq!(drain(&*store, QueueName::Mentions).await.len(), 1);
 }
+
+#[tokio::test]
+async fn given_a_poll_event_with_a_bad_record_and_a_bodyless_one_then_only_they_are_reported_failed()
+ {
+    let store = hark_tests::embedded_backend();
+    store.upsert(&source("good")).await.unwrap();
+    let messages: Vec<ReceivedMessage> = [("m1", job("good")), ("m2", "{not a job".to_owned())]
+        .into_iter()
+        .map(|(id, body)| ReceivedMessage {
+            message_id: id.into(),
+            receipt: format!("r-{id}"),
+            body,
+            receive_count: 1,
+        })
+        .collect();
+    let mut event = hark_shared::lambda::sqs_event(&messages);
+    let mut bodyless = event.records[0].clone();
+    bodyless.message_id = Some("m3".into());
+    bodyless.body = None;
+    event.records.push(bodyless);
+
+    let response = hark_shared::lambda::poll_event(
+        &*store,
+        &*store,
+        &PerSourceFactory { text_len: 10 },
+        &event,
+        t(1),
+        &PollerSettings::default(),
+    )
+    .await;
+
+    let mut failed = hark_shared::lambda::failed_ids(&response);
+    failed.sort();
+    assert_eq!(failed, ["m2", "m3"]);
+    assert_eq!(
+        store.get_cursor("good").await.unwrap().unwrap().position,
+        Some("p-good".to_owned()),
+        "the good job was polled"
+    );
+    assert_eq!(drain(&*store, QueueName::Mentions).await.len(), 1);
+}
